@@ -1,0 +1,69 @@
+//! Engine settings, with socket.io's defaults.
+
+use std::time::Duration;
+
+use http::HeaderValue;
+
+/// Which transports clients may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transports {
+    pub polling: bool,
+    pub websocket: bool,
+}
+
+impl Default for Transports {
+    fn default() -> Self {
+        Transports {
+            polling: true,
+            websocket: true,
+        }
+    }
+}
+
+/// Which origins may reach the server from a browser.
+#[derive(Debug, Clone, Default)]
+pub enum Cors {
+    /// `Access-Control-Allow-Origin: *` (socket.io's default, and the reference deployment's).
+    #[default]
+    Any,
+    /// Only these origins; with `credentials`, cookies and auth headers are allowed too.
+    List {
+        origins: Vec<HeaderValue>,
+        credentials: bool,
+    },
+}
+
+/// Engine.IO / Socket.IO settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How often the server pings each client (socket.io: 25 s).
+    pub ping_interval: Duration,
+    /// How long a pong may take before the connection is closed (socket.io: 20 s).
+    pub ping_timeout: Duration,
+    /// Largest message or polling body a client may send, in bytes (socket.io: 1 MB).
+    pub max_payload: usize,
+    /// How long a new connection may wait before joining a namespace (socket.io: 45 s).
+    pub connect_timeout: Duration,
+    /// How long a polling→WebSocket upgrade may take (socket.io: 10 s).
+    pub upgrade_timeout: Duration,
+    /// Bytes that may wait in one socket's outgoing queue before it is cut off
+    /// as a slow consumer.
+    pub max_queue_bytes: usize,
+    pub transports: Transports,
+    pub cors: Cors,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+            max_payload: 1_000_000,
+            connect_timeout: Duration::from_secs(45),
+            upgrade_timeout: Duration::from_secs(10),
+            max_queue_bytes: 4 << 20,
+            transports: Transports::default(),
+            cors: Cors::default(),
+        }
+    }
+}

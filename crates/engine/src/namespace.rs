@@ -1,0 +1,337 @@
+//! Namespaces: their handlers (registered once, shared by every socket) and
+//! their connected sockets.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+
+use crate::adapter::{Adapter, LocalAdapter, Room};
+use crate::broadcast::BroadcastOperator;
+use crate::event::{EmitError, Event, Payload};
+use crate::sid::Sid;
+use crate::socket::{DisconnectReason, Socket};
+
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Why a connection to a namespace was refused; the client receives it in
+/// `connect_error` (`err.message`, `err.data`).
+#[derive(Debug, Clone)]
+pub struct ConnectError {
+    pub message: String,
+    pub data: Option<serde_json::Value>,
+}
+
+impl ConnectError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ConnectError {
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    pub fn with_data(mut self, data: serde_json::Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+type SyncHandler = dyn Fn(&Socket, Event) + Send + Sync;
+type AsyncHandler = dyn Fn(Socket, Event) -> BoxFuture<()> + Send + Sync;
+
+/// An event handler: synchronous ones run inline in the socket's reader, in
+/// arrival order; asynchronous ones also keep that order, by holding the
+/// socket's later events (not its pings or acks) until they finish.
+#[derive(Clone)]
+pub(crate) enum Handler {
+    Sync(Arc<SyncHandler>),
+    Async(Arc<AsyncHandler>),
+}
+
+pub(crate) type Middleware =
+    Arc<dyn Fn(Socket) -> BoxFuture<Result<(), ConnectError>> + Send + Sync>;
+pub(crate) type EventMiddleware = Arc<dyn Fn(&Socket, &Event) -> ControlFlow<()> + Send + Sync>;
+pub(crate) type SocketHook = Arc<dyn Fn(&Socket) + Send + Sync>;
+pub(crate) type DisconnectHook = Arc<dyn Fn(&Socket, DisconnectReason) + Send + Sync>;
+
+#[derive(Default, Clone)]
+pub(crate) struct Handlers {
+    pub(crate) middleware: Vec<Middleware>,
+    pub(crate) event_middleware: Vec<EventMiddleware>,
+    pub(crate) connect: Vec<SocketHook>,
+    pub(crate) events: HashMap<String, Handler>,
+    pub(crate) fallback: Option<Handler>,
+    pub(crate) disconnecting: Vec<DisconnectHook>,
+    pub(crate) disconnect: Vec<DisconnectHook>,
+}
+
+/// Configures one namespace before the server starts.
+pub struct NamespaceBuilder {
+    pub(crate) name: String,
+    pub(crate) handlers: Handlers,
+    pub(crate) adapter: Option<Arc<dyn Adapter>>,
+}
+
+impl NamespaceBuilder {
+    pub(crate) fn new(name: &str) -> Self {
+        NamespaceBuilder {
+            name: name.to_owned(),
+            handlers: Handlers::default(),
+            adapter: None,
+        }
+    }
+
+    /// The namespace name (`/`, `/calls`...).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Adds connect middleware (socket.io's `io.use`): it runs before the
+    /// socket joins the namespace, may read the handshake and `auth` and store
+    /// data on the socket, and refuses the connection by returning an error.
+    pub fn middleware<F, Fut>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        self.handlers
+            .middleware
+            .push(Arc::new(move |s| Box::pin(f(s))));
+        self
+    }
+
+    /// Adds event middleware (socket.io's `socket.use`): it sees every event
+    /// before its handler and may drop it with `ControlFlow::Break`.
+    pub fn event_middleware<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(&Socket, &Event) -> ControlFlow<()> + Send + Sync + 'static,
+    {
+        self.handlers.event_middleware.push(Arc::new(f));
+        self
+    }
+
+    /// Runs when a socket has connected (socket.io's `connection`).
+    pub fn on_connect<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(&Socket) + Send + Sync + 'static,
+    {
+        self.handlers.connect.push(Arc::new(f));
+        self
+    }
+
+    /// Handles `event` synchronously.
+    pub fn on<F>(&mut self, event: &str, f: F) -> &mut Self
+    where
+        F: Fn(&Socket, Event) + Send + Sync + 'static,
+    {
+        self.handlers
+            .events
+            .insert(event.to_owned(), Handler::Sync(Arc::new(f)));
+        self
+    }
+
+    /// Handles `event` with an async function; the socket's later events wait for it.
+    pub fn on_async<F, Fut>(&mut self, event: &str, f: F) -> &mut Self
+    where
+        F: Fn(Socket, Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.handlers.events.insert(
+            event.to_owned(),
+            Handler::Async(Arc::new(move |s, e| Box::pin(f(s, e)))),
+        );
+        self
+    }
+
+    /// Handles every event that has no handler of its own.
+    pub fn on_any<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(&Socket, Event) + Send + Sync + 'static,
+    {
+        self.handlers.fallback = Some(Handler::Sync(Arc::new(f)));
+        self
+    }
+
+    /// Runs when a socket is leaving, while its rooms are still known
+    /// (socket.io's `disconnecting`).
+    pub fn on_disconnecting<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(&Socket, DisconnectReason) + Send + Sync + 'static,
+    {
+        self.handlers.disconnecting.push(Arc::new(f));
+        self
+    }
+
+    /// Runs after a socket has left, its rooms gone (socket.io's `disconnect`).
+    pub fn on_disconnect<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(&Socket, DisconnectReason) + Send + Sync + 'static,
+    {
+        self.handlers.disconnect.push(Arc::new(f));
+        self
+    }
+
+    /// Uses `adapter` for this namespace's rooms instead of the in-memory one.
+    pub fn adapter(&mut self, adapter: Arc<dyn Adapter>) -> &mut Self {
+        self.adapter = Some(adapter);
+        self
+    }
+
+    pub(crate) fn build(self) -> Arc<NsInner> {
+        Arc::new(NsInner {
+            name: self.name.into_boxed_str(),
+            handlers: self.handlers,
+            adapter: self
+                .adapter
+                .unwrap_or_else(|| Arc::new(LocalAdapter::new())),
+            sockets: RwLock::new(HashMap::new()),
+        })
+    }
+}
+
+pub(crate) struct NsInner {
+    pub(crate) name: Box<str>,
+    pub(crate) handlers: Handlers,
+    pub(crate) adapter: Arc<dyn Adapter>,
+    sockets: RwLock<HashMap<Sid, Socket>>,
+}
+
+impl NsInner {
+    pub(crate) fn insert(&self, socket: Socket) {
+        self.sockets
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(socket.id(), socket);
+    }
+
+    pub(crate) fn remove(&self, sid: Sid) {
+        self.sockets
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&sid);
+    }
+
+    pub(crate) fn get(&self, sid: Sid) -> Option<Socket> {
+        self.sockets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&sid)
+            .cloned()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.sockets.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub(crate) fn all(&self) -> Vec<Socket> {
+        self.sockets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+/// A handle on a running namespace: emit to it, query its rooms and sockets.
+#[derive(Clone)]
+pub struct Namespace(pub(crate) Arc<NsInner>);
+
+impl Namespace {
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// A connected socket of this namespace on this node.
+    pub fn get_socket(&self, sid: Sid) -> Option<Socket> {
+        self.0.get(sid)
+    }
+
+    /// Every connected socket of this namespace on this node.
+    pub fn sockets(&self) -> Vec<Socket> {
+        self.0.all()
+    }
+
+    /// How many sockets are connected to this namespace on this node.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no socket is connected to this namespace on this node.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ids of the sockets in `room`.
+    pub fn room_members(&self, room: &str) -> Vec<Sid> {
+        self.0.adapter.members(room)
+    }
+
+    /// How many sockets are in `room`.
+    pub fn room_len(&self, room: &str) -> usize {
+        self.0.adapter.room_len(room)
+    }
+
+    /// Every non-empty room with its size.
+    pub fn rooms(&self) -> Vec<(Room, usize)> {
+        self.0.adapter.rooms()
+    }
+
+    /// The adapter behind this namespace's rooms.
+    pub fn adapter(&self) -> &Arc<dyn Adapter> {
+        &self.0.adapter
+    }
+
+    /// Everyone in `room`.
+    pub fn to(&self, room: &str) -> BroadcastOperator {
+        BroadcastOperator::new(self.0.clone()).to(room)
+    }
+
+    /// Everyone but the sockets in `room`.
+    pub fn except(&self, room: &str) -> BroadcastOperator {
+        BroadcastOperator::new(self.0.clone()).except(room)
+    }
+
+    /// Sends `event` to every socket of the namespace.
+    pub fn emit<T: serde::Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
+        BroadcastOperator::new(self.0.clone()).emit(event, data)
+    }
+
+    /// Sends `event` with any arguments to every socket of the namespace.
+    pub fn emit_payload(&self, event: &str, payload: Payload) {
+        BroadcastOperator::new(self.0.clone()).emit_payload(event, payload)
+    }
+}
+
+impl fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Namespace({})", self.0.name)
+    }
+}
+
+/// Runs application code so that a panic in it is logged instead of taking
+/// the connection's task (and every socket on it) down.
+pub(crate) fn guard<R>(what: &str, f: impl FnOnce() -> R) -> Option<R> {
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(_) => {
+            tracing::error!("{what} panicked; the event was dropped");
+            None
+        }
+    }
+}

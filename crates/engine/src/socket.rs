@@ -1,0 +1,339 @@
+//! A client's connection to one namespace: the handle handlers work with.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tokio::sync::oneshot;
+
+use crate::adapter::Room;
+use crate::broadcast::BroadcastOperator;
+use crate::event::{AckError, Args, EmitError, Encoded, Payload};
+use crate::handshake::Handshake;
+use crate::namespace::{Namespace, NsInner};
+use crate::session::Session;
+use crate::sid::Sid;
+
+/// Why a socket left its namespace (socket.io's reason strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// The client disconnected this namespace.
+    ClientNamespaceDisconnect,
+    /// The server called [`Socket::disconnect`].
+    ServerNamespaceDisconnect,
+    /// The client closed the connection, or it was lost.
+    TransportClose,
+    /// The connection failed (I/O error, protocol violation).
+    TransportError,
+    /// The client stopped answering pings.
+    PingTimeout,
+    /// The client sent something that is not Socket.IO.
+    ParseError,
+    /// The client could not keep up with what it was sent.
+    SlowConsumer,
+    /// The server is shutting down.
+    ServerShuttingDown,
+}
+
+impl DisconnectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
+            DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
+            DisconnectReason::TransportClose => "transport close",
+            DisconnectReason::TransportError => "transport error",
+            DisconnectReason::PingTimeout => "ping timeout",
+            DisconnectReason::ParseError => "parse error",
+            DisconnectReason::SlowConsumer => "slow consumer",
+            DisconnectReason::ServerShuttingDown => "server shutting down",
+        }
+    }
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A client's connection to one namespace. Cheap to clone (one reference count).
+#[derive(Clone)]
+pub struct Socket(pub(crate) Arc<SocketInner>);
+
+pub(crate) struct SocketInner {
+    pub(crate) id: Sid,
+    pub(crate) ns: Arc<NsInner>,
+    pub(crate) session: Arc<Session>,
+    auth: Option<Box<RawValue>>,
+    extensions: Mutex<http::Extensions>,
+    /// Acks the server is waiting for; allocated on first use.
+    acks: Mutex<Option<HashMap<u64, oneshot::Sender<Args>>>>,
+    next_ack: AtomicU64,
+    connected: AtomicBool,
+}
+
+impl Socket {
+    pub(crate) fn new(
+        ns: Arc<NsInner>,
+        session: Arc<Session>,
+        auth: Option<Box<RawValue>>,
+    ) -> Socket {
+        Socket(Arc::new(SocketInner {
+            id: Sid::random(),
+            ns,
+            session,
+            auth,
+            extensions: Mutex::new(http::Extensions::new()),
+            acks: Mutex::new(None),
+            next_ack: AtomicU64::new(0),
+            connected: AtomicBool::new(false),
+        }))
+    }
+
+    /// The socket id (also the name of its own room).
+    pub fn id(&self) -> Sid {
+        self.0.id
+    }
+
+    /// The namespace this socket belongs to.
+    pub fn ns(&self) -> Namespace {
+        Namespace(self.0.ns.clone())
+    }
+
+    pub(crate) fn ns_name(&self) -> &str {
+        &self.0.ns.name
+    }
+
+    /// The HTTP request that opened the connection.
+    pub fn handshake(&self) -> &Handshake {
+        &self.0.session.handshake
+    }
+
+    /// The Engine.IO session id (shared by the sockets of one connection).
+    pub fn session_id(&self) -> Sid {
+        self.0.session.id
+    }
+
+    /// The `auth` object the client sent with CONNECT, parsed as `T`.
+    pub fn auth<T: DeserializeOwned>(&self) -> Option<T> {
+        self.0
+            .auth
+            .as_ref()
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+    }
+
+    /// The `auth` object as JSON text.
+    pub fn auth_raw(&self) -> Option<&RawValue> {
+        self.0.auth.as_deref()
+    }
+
+    /// Stores per-socket data of type `T` (socket.io's `socket.data`), replacing any previous `T`.
+    pub fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) -> Option<T> {
+        self.0
+            .extensions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(value)
+    }
+
+    /// A copy of the per-socket data of type `T`.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.0
+            .extensions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get::<T>()
+            .cloned()
+    }
+
+    /// Removes the per-socket data of type `T`.
+    pub fn remove<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.0
+            .extensions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove::<T>()
+    }
+
+    /// Whether the socket is still connected.
+    pub fn connected(&self) -> bool {
+        self.0.connected.load(Ordering::Acquire)
+    }
+
+    /// Joins `room`; false if already in it.
+    pub fn join(&self, room: &str) -> bool {
+        self.0.ns.adapter.join(self.0.id, room)
+    }
+
+    /// Leaves `room`; false if not in it.
+    pub fn leave(&self, room: &str) -> bool {
+        self.0.ns.adapter.leave(self.0.id, room)
+    }
+
+    /// The socket's rooms, its own-id room first.
+    pub fn rooms(&self) -> Vec<Room> {
+        self.0.ns.adapter.rooms_of(self.0.id)
+    }
+
+    /// Whether the socket is in `room`.
+    pub fn in_room(&self, room: &str) -> bool {
+        self.0.ns.adapter.is_member(self.0.id, room)
+    }
+
+    /// Sends `event` with one argument to this client.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.emit_payload(event, Payload::new().arg(data)?)
+    }
+
+    /// Sends `event` with any arguments (binary included).
+    pub fn emit_payload(&self, event: &str, payload: Payload) -> Result<(), EmitError> {
+        self.send_encoded(&payload.into_event(&self.0.ns.name, event, None))
+    }
+
+    /// Sends `event` and waits for the client's acknowledgement.
+    pub fn emit_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Args, AckError>> + Send + 'static {
+        let sent = Payload::new()
+            .arg(data)
+            .map_err(EmitError::from)
+            .and_then(|payload| self.send_with_ack(event, payload));
+        async move {
+            let (id, rx, socket) = sent?;
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(args)) => Ok(args),
+                Ok(Err(_)) => Err(AckError::Disconnected),
+                Err(_) => {
+                    socket.take_ack(id);
+                    Err(AckError::Timeout)
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn send_with_ack(
+        &self,
+        event: &str,
+        payload: Payload,
+    ) -> Result<(u64, oneshot::Receiver<Args>, Socket), EmitError> {
+        if !self.connected() {
+            return Err(EmitError::Closed);
+        }
+        let id = self.0.next_ack.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.0
+            .acks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(HashMap::new)
+            .insert(id, tx);
+        if let Err(e) = self.send_encoded(&payload.into_event(&self.0.ns.name, event, Some(id))) {
+            self.take_ack(id);
+            return Err(e);
+        }
+        Ok((id, rx, self.clone()))
+    }
+
+    fn take_ack(&self, id: u64) -> Option<oneshot::Sender<Args>> {
+        let mut acks = self.0.acks.lock().unwrap_or_else(|e| e.into_inner());
+        let map = acks.as_mut()?;
+        let tx = map.remove(&id);
+        if map.is_empty() {
+            *acks = None;
+        }
+        tx
+    }
+
+    /// Delivers an acknowledgement the client sent.
+    pub(crate) fn on_ack(&self, id: u64, args: Args) {
+        if let Some(tx) = self.take_ack(id) {
+            let _ = tx.send(args);
+        }
+    }
+
+    /// Queues an encoded packet to this client.
+    pub fn send_encoded(&self, packet: &Encoded) -> Result<(), EmitError> {
+        if !self.connected() {
+            return Err(EmitError::Closed);
+        }
+        self.0
+            .session
+            .push(packet.frames())
+            .map_err(|_| EmitError::Closed)
+    }
+
+    /// Everyone in `room` but this socket.
+    pub fn to(&self, room: &str) -> BroadcastOperator {
+        BroadcastOperator::new(self.0.ns.clone())
+            .to(room)
+            .except_sid(self.0.id)
+    }
+
+    /// Everyone in the namespace but this socket.
+    pub fn broadcast(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.0.ns.clone()).except_sid(self.0.id)
+    }
+
+    /// Disconnects this socket from its namespace (the client sees
+    /// `io server disconnect` and does not reconnect by itself).
+    pub fn disconnect(&self) {
+        if self.0.connected.load(Ordering::Acquire) {
+            let _ = self
+                .0
+                .session
+                .push([crate::eio::Frame::Text(crate::sio::disconnect(
+                    &self.0.ns.name,
+                ))]);
+            self.close(DisconnectReason::ServerNamespaceDisconnect);
+        }
+    }
+
+    /// Makes the socket live: reachable in its namespace and its rooms.
+    pub(crate) fn open(&self) {
+        self.0.ns.adapter.add_socket(self.0.id);
+        self.0.ns.insert(self.clone());
+        self.0.connected.store(true, Ordering::Release);
+    }
+
+    /// Leaves the namespace once: `disconnecting` handlers see the rooms, then
+    /// the rooms are dropped, then `disconnect` handlers run.
+    pub(crate) fn close(&self, reason: DisconnectReason) {
+        if !self.0.connected.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let ns = &self.0.ns;
+        for handler in &ns.handlers.disconnecting {
+            crate::namespace::guard("disconnecting handler", || handler(self, reason));
+        }
+        ns.adapter.remove_socket(self.0.id);
+        ns.remove(self.0.id);
+        self.0.session.forget_socket(&ns.name);
+        // Dropping the senders tells every waiting emit_with_ack it will not be answered.
+        self.0.acks.lock().unwrap_or_else(|e| e.into_inner()).take();
+        for handler in &ns.handlers.disconnect {
+            crate::namespace::guard("disconnect handler", || handler(self, reason));
+        }
+    }
+}
+
+impl PartialEq for Socket {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Socket({} on {})", self.0.id, self.0.ns.name)
+    }
+}

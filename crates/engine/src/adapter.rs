@@ -46,6 +46,13 @@ pub trait Adapter: Send + Sync + 'static {
     fn rooms_of(&self, sid: Sid) -> Vec<Room>;
     /// Whether `sid` is in `room`.
     fn is_member(&self, sid: Sid, room: &str) -> bool;
+    /// Whether `a` and `b` share a room other than their own-id rooms.
+    fn share_room(&self, a: Sid, b: Sid) -> bool {
+        self.rooms_of(a)
+            .iter()
+            .skip(1)
+            .any(|room| self.is_member(b, room))
+    }
     /// The sockets in `room`.
     fn members(&self, room: &str) -> Vec<Sid>;
     /// How many sockets are in `room`.
@@ -115,7 +122,9 @@ impl Adapter for LocalAdapter {
 
     fn join(&self, sid: Sid, room: &str) -> bool {
         let mut st = self.lock();
-        if !st.sockets.contains_key(&sid) || room == sid.as_str() {
+        // A socket's own-id room is virtual; no room may take a connected socket's id,
+        // or joining it would capture that socket's messages.
+        if !st.sockets.contains_key(&sid) || own_room(&st, room).is_some() {
             return false;
         }
         let key: Room = match st.rooms.get_key_value(room) {
@@ -159,6 +168,15 @@ impl Adapter for LocalAdapter {
     fn is_member(&self, sid: Sid, room: &str) -> bool {
         let st = self.lock();
         st.rooms.get(room).is_some_and(|m| m.contains(&sid)) || own_room(&st, room) == Some(sid)
+    }
+
+    fn share_room(&self, a: Sid, b: Sid) -> bool {
+        let st = self.lock();
+        st.sockets.get(&a).is_some_and(|rooms| {
+            rooms
+                .iter()
+                .any(|r| st.rooms.get(r).is_some_and(|m| m.contains(&b)))
+        })
     }
 
     fn members(&self, room: &str) -> Vec<Sid> {
@@ -249,6 +267,10 @@ mod tests {
         a.add_socket(s2);
         assert!(a.join(s1, "r"));
         assert!(!a.join(s1, "r"), "joining twice is a no-op");
+        assert!(
+            !a.join(s1, s2.as_str()),
+            "no room may take another socket's id"
+        );
         assert!(a.join(s2, "r"));
         assert_eq!(a.room_len("r"), 2);
         assert_eq!(sorted(a.members("r")), sorted(vec![s1, s2]));
@@ -258,7 +280,9 @@ mod tests {
         );
         assert!(a.is_member(s1, s1.as_str()), "own-id room");
         assert!(!a.is_member(s1, s2.as_str()));
+        assert!(a.share_room(s1, s2) && a.share_room(s2, s1));
         assert!(a.leave(s1, "r"));
+        assert!(!a.share_room(s1, s2), "own-id rooms do not count");
         assert!(!a.leave(s1, "r"));
         assert_eq!(a.members("r"), vec![s2]);
         assert_eq!(a.remove_socket(s2), vec![Room::from("r")]);

@@ -35,6 +35,27 @@ fn sorted_rooms(socket: &Socket) -> Vec<String> {
     rooms
 }
 
+/// A payload of one argument `prefix + raw + closing braces`, carrying `args`' attachments.
+fn wrap(prefix: &str, raw: &str, args: &rtcio_engine::Args) -> Payload {
+    let close = "}".repeat(prefix.matches('{').count());
+    let text = format!("{prefix}{raw}{close}");
+    let value = serde_json::value::RawValue::from_string(text).expect("built from valid JSON");
+    let mut payload = Payload::new().raw_arg(&value);
+    for attachment in args.attachments() {
+        payload.attach(attachment.clone());
+    }
+    payload
+}
+
+/// The raw JSON text of member `name` of the object `raw`.
+fn raw_member(raw: &str, name: &str) -> String {
+    let members: HashMap<String, Box<serde_json::value::RawValue>> =
+        serde_json::from_str(raw).unwrap_or_default();
+    members
+        .get(name)
+        .map_or_else(|| "null".to_owned(), |v| v.get().to_owned())
+}
+
 fn echo(socket: &Socket, event: rtcio_engine::Event) {
     let _ = socket.emit_payload("echo", event.args().to_payload());
 }
@@ -84,14 +105,19 @@ async fn main() {
         .middleware(|socket| async move {
             let auth: Value = socket.auth().unwrap_or(json!({}));
             if auth["token"] == "bad" {
-                return Err(ConnectError::new("invalid token").with_data(json!({ "reason": "bad" })));
+                return Err(
+                    ConnectError::new("invalid token").with_data(json!({ "reason": "bad" }))
+                );
             }
             Ok(())
         })
         .on_connect(|socket| {
             let auth: Value = socket.auth().unwrap_or(json!({}));
             let query: HashMap<String, String> = socket.handshake().query_pairs().collect();
-            let _ = socket.emit("welcome", &json!({ "id": socket.id(), "auth": auth, "query": query }));
+            let _ = socket.emit(
+                "welcome",
+                &json!({ "id": socket.id(), "auth": auth, "query": query }),
+            );
         })
         .on("echo", echo)
         .on("echo-ack", |_, mut event| {
@@ -105,13 +131,26 @@ async fn main() {
             }
         })
         .on_async("ask-client", |socket, mut event| async move {
-            let Ok(ask) = event.arg::<AskClient>(0) else { return };
+            let Ok(ask) = event.arg::<AskClient>(0) else {
+                return;
+            };
             let Some(ack) = event.take_ack() else { return };
             // Answered from a spawned task: the client's answer must not wait for this handler.
             tokio::spawn(async move {
-                let answer = socket.emit_with_ack(&ask.event, "question", Duration::from_millis(ask.timeout_ms)).await;
+                let answer = socket
+                    .emit_with_ack(
+                        &ask.event,
+                        "question",
+                        Duration::from_millis(ask.timeout_ms),
+                    )
+                    .await;
                 let _ = match answer {
-                    Ok(args) => ack.send(&json!({ "ok": true, "answer": args.get::<Value>(0).unwrap_or(Value::Null) })),
+                    // The answer is forwarded as raw JSON with its attachments, so binary survives.
+                    Ok(args) => ack.send_payload(wrap(
+                        "{\"ok\":true,\"answer\":",
+                        args.raw(0).unwrap_or("null"),
+                        &args,
+                    )),
                     Err(_) => ack.send(&json!({ "ok": false, "error": "timeout" })),
                 };
             });
@@ -134,7 +173,11 @@ async fn main() {
         })
         .on("to-room", |socket, mut event| {
             if let Ok(b) = event.arg::<Broadcast>(0) {
-                let _ = socket.to(&b.room).emit(&b.event, &b.data);
+                // `data` is forwarded as raw JSON with the event's attachments, so binary survives.
+                let data = raw_member(event.args().raw(0).unwrap_or("{}"), "data");
+                socket
+                    .to(&b.room)
+                    .emit_payload(&b.event, wrap("", &data, event.args()));
             }
             if let Some(ack) = event.take_ack() {
                 let _ = ack.send(&true);
@@ -168,7 +211,9 @@ async fn main() {
             let mut payload = Payload::new();
             let a = payload.attach(vec![1u8, 2, 3]);
             let b = payload.attach(vec![4u8, 5]);
-            if let Ok(payload) = payload.arg(&json!({ "buf": a, "nested": { "list": [b, "text"] } })) {
+            if let Ok(payload) =
+                payload.arg(&json!({ "buf": a, "nested": { "list": [b, "text"] } }))
+            {
                 let _ = socket.emit_payload("binary", payload);
             }
             if let Some(ack) = event.take_ack() {

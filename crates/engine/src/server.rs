@@ -121,9 +121,11 @@ impl Server {
     /// The Engine.IO endpoint, with CORS, to mount at `/socket.io/`
     /// (`axum::Router::route_service("/socket.io/", server.service())`).
     pub fn service(&self) -> Service {
-        cors_layer(&self.0.config.cors).layer(EngineService {
-            server: self.0.clone(),
-        })
+        Service {
+            inner: cors_layer(&self.0.config.cors).layer(EngineService {
+                server: self.0.clone(),
+            }),
+        }
     }
 
     /// How many Engine.IO sessions are open.

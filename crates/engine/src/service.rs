@@ -92,8 +92,38 @@ where
     }
 }
 
-/// The endpoint wrapped in the configured CORS policy (preflights answered).
-pub type Service = CorsService<EngineService>;
+/// The endpoint wrapped in the configured CORS policy. Preflights are
+/// answered `204 No Content`, as socket.io's `cors` middleware does.
+#[derive(Clone)]
+pub struct Service {
+    pub(crate) inner: CorsService<EngineService>,
+}
+
+impl<B> tower::Service<Request<B>> for Service
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        tower::Service::<Request<B>>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let preflight = req.method() == Method::OPTIONS;
+        let response = self.inner.call(req);
+        Box::pin(async move {
+            let mut response = response.await?;
+            if preflight && response.status() == StatusCode::OK {
+                *response.status_mut() = StatusCode::NO_CONTENT;
+            }
+            Ok(response)
+        })
+    }
+}
 
 pub(crate) fn cors_layer(cors: &Cors) -> CorsLayer {
     let layer = CorsLayer::new()
@@ -239,7 +269,8 @@ where
     let body = match Limited::new(body, max_payload).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
-            session.kill(session::CloseReason::TooLarge);
+            // Refused, but the session lives on, as with socket.io: the
+            // oversized body is simply not read.
             return if e.downcast_ref::<LengthLimitError>().is_some() {
                 text(
                     StatusCode::PAYLOAD_TOO_LARGE,

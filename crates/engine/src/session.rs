@@ -179,10 +179,20 @@ impl Session {
         .await
     }
 
-    /// Hands the upgraded WebSocket to the session task.
-    pub(crate) fn hand_over(&self, ws: WsConn<WsIo>) {
+    /// Hands the upgraded WebSocket to the session task, with the messages
+    /// read from it behind the upgrade packet.
+    pub(crate) fn hand_over(&self, ws: WsConn<WsIo>, rest: Vec<ws::Message>) {
         let waker = {
             let mut inbox = self.inbox();
+            for msg in rest {
+                match msg {
+                    ws::Message::Text(text) => match eio::decode_text(text) {
+                        Ok(packet) => inbox.packets.push_back(packet),
+                        Err(_) => inbox.close = Some(CloseReason::ParseError),
+                    },
+                    ws::Message::Binary(data) => inbox.packets.push_back(eio::Packet::Binary(data)),
+                }
+            }
             inbox.upgrade = Some(ws);
             inbox.waker.take()
         };
@@ -534,7 +544,8 @@ impl Driver {
             return Ok(());
         };
         if self.session.socket(nsp).is_some() {
-            return Ok(());
+            // socket.io closes a connection that connects a namespace twice.
+            return Err(CloseReason::ParseError);
         }
         let auth = if packet.data.is_empty() {
             None

@@ -24,8 +24,8 @@ pub const RESERVED_EVENTS: [&str; 6] = [
     "removeListener",
 ];
 
-/// Largest number of attachments one packet may announce.
-pub const MAX_ATTACHMENTS: usize = 1024;
+/// Largest number of attachments one packet may announce (socket.io-parser's `maxAttachments`).
+pub const MAX_ATTACHMENTS: usize = 10;
 
 /// The packet types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,6 +333,7 @@ mod tests {
             "50-[\"a\"]",
             "5x-[\"a\"]",
             "599999-[\"a\"]",
+            "511-[\"a\"]",
             "2/nsp,[\"a\"]]",
             "21234567890123456[\"a\"]",
             "6-",

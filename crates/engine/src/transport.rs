@@ -112,12 +112,13 @@ pub(crate) async fn run_upgrade(session: Arc<Session>, on_upgrade: OnUpgrade) {
         // 2. Release the pending GET so the client can pause polling.
         session.set_transport(UPGRADING);
         session.outbox.wake();
-        // 3. The client switches with `5`.
+        // 3. The client switches with `5`. Whatever it sent right behind it
+        //    (often in the same read) goes to the session, in order.
         expect(&mut ws, &mut msgs, b"5").await?;
-        Some(())
+        Some(msgs)
     };
     match tokio::time::timeout(config.upgrade_timeout, probe).await {
-        Ok(Some(())) if session.transport() != CLOSED => session.hand_over(ws),
+        Ok(Some(rest)) if session.transport() != CLOSED => session.hand_over(ws, rest),
         _ => {
             if session.transport() == UPGRADING {
                 session.set_transport(POLLING);

@@ -28,7 +28,28 @@ pub use errors::{ClientError, ErrorCode};
 pub use relay::{add_default_listeners, RelayScope};
 pub use rooms::{Peer, Rooms};
 
+use axum::serve::ListenerExt;
 use rtcio_engine::{Config, NamespaceBuilder, Server, ServerBuilder};
+
+/// Serves `io` at `/socket.io/` (and `GET /health` → `ok`) on `addr` until
+/// the process ends: the shortest way to run a server built with this crate.
+/// (The `rtcio-server` binary adds configuration and graceful shutdown.)
+pub async fn serve(io: Server, addr: &str) -> std::io::Result<()> {
+    let app = axum::Router::new()
+        .route("/health", axum::routing::get(|| async { "ok" }))
+        .route_service("/socket.io/", io.service());
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!("listening on {}", listener.local_addr()?);
+    // Small frames must not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await
+}
 
 /// Builds a server whose signaling namespaces carry the default listeners.
 pub struct Builder {

@@ -1,0 +1,11 @@
+//! Runnable Rust counterparts of the recipes in the rtc.io-server documentation.
+//! Each example is one recipe; run one with
+//! `cargo run -p rtcio-examples --example join_room` (port from `PORT`, default 3001).
+
+/// The address an example listens on.
+pub fn addr() -> String {
+    format!(
+        "0.0.0.0:{}",
+        std::env::var("PORT").unwrap_or_else(|_| "3001".into())
+    )
+}

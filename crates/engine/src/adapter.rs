@@ -53,7 +53,7 @@ pub trait Adapter: Send + Sync + 'static {
             .skip(1)
             .any(|room| self.is_member(b, room))
     }
-    /// The sockets in `room`.
+    /// The sockets in `room`, in the order they joined.
     fn members(&self, room: &str) -> Vec<Sid>;
     /// How many sockets are in `room`.
     fn room_len(&self, room: &str) -> usize;
@@ -73,7 +73,10 @@ pub trait Adapter: Send + Sync + 'static {
 
 #[derive(Default)]
 struct State {
-    rooms: HashMap<Room, HashSet<Sid>>,
+    /// Members of each room, with the order in which they joined (socket.io's
+    /// rooms are insertion-ordered sets; clients see rosters in join order).
+    rooms: HashMap<Room, HashMap<Sid, u64>>,
+    joins: u64,
     /// The joined rooms of each connected socket.
     sockets: HashMap<Sid, Vec<Room>>,
 }
@@ -131,9 +134,13 @@ impl Adapter for LocalAdapter {
             Some((k, _)) => k.clone(),
             None => Room::from(room),
         };
-        if !st.rooms.entry(key.clone()).or_default().insert(sid) {
+        st.joins += 1;
+        let order = st.joins;
+        let members = st.rooms.entry(key.clone()).or_default();
+        if members.contains_key(&sid) {
             return false;
         }
+        members.insert(sid, order);
         st.sockets.get_mut(&sid).expect("checked above").push(key);
         true
     }
@@ -143,7 +150,7 @@ impl Adapter for LocalAdapter {
         let Some(members) = st.rooms.get_mut(room) else {
             return false;
         };
-        if !members.remove(&sid) {
+        if members.remove(&sid).is_none() {
             return false;
         }
         if members.is_empty() {
@@ -167,7 +174,7 @@ impl Adapter for LocalAdapter {
 
     fn is_member(&self, sid: Sid, room: &str) -> bool {
         let st = self.lock();
-        st.rooms.get(room).is_some_and(|m| m.contains(&sid)) || own_room(&st, room) == Some(sid)
+        st.rooms.get(room).is_some_and(|m| m.contains_key(&sid)) || own_room(&st, room) == Some(sid)
     }
 
     fn share_room(&self, a: Sid, b: Sid) -> bool {
@@ -175,14 +182,19 @@ impl Adapter for LocalAdapter {
         st.sockets.get(&a).is_some_and(|rooms| {
             rooms
                 .iter()
-                .any(|r| st.rooms.get(r).is_some_and(|m| m.contains(&b)))
+                .any(|r| st.rooms.get(r).is_some_and(|m| m.contains_key(&b)))
         })
     }
 
     fn members(&self, room: &str) -> Vec<Sid> {
         let st = self.lock();
         match st.rooms.get(room) {
-            Some(members) => members.iter().copied().collect(),
+            Some(members) => {
+                let mut ordered: Vec<(u64, Sid)> =
+                    members.iter().map(|(sid, order)| (*order, *sid)).collect();
+                ordered.sort_unstable();
+                ordered.into_iter().map(|(_, sid)| sid).collect()
+            }
             None => own_room(&st, room).into_iter().collect(),
         }
     }
@@ -208,7 +220,8 @@ impl Adapter for LocalAdapter {
         let excluded = |sid: &Sid| -> bool {
             opts.except_sid == Some(*sid)
                 || opts.except.iter().any(|room| {
-                    &**room == sid.as_str() || st.rooms.get(room).is_some_and(|m| m.contains(sid))
+                    &**room == sid.as_str()
+                        || st.rooms.get(room).is_some_and(|m| m.contains_key(sid))
                 })
         };
         if opts.rooms.is_empty() {
@@ -223,7 +236,7 @@ impl Adapter for LocalAdapter {
         let mut seen: Option<HashSet<Sid>> = (opts.rooms.len() > 1).then(HashSet::new);
         for room in &opts.rooms {
             let members: Box<dyn Iterator<Item = Sid>> = match st.rooms.get(room) {
-                Some(m) => Box::new(m.iter().copied()),
+                Some(m) => Box::new(m.keys().copied()),
                 None => Box::new(own_room(&st, room).into_iter()),
             };
             for sid in members {
@@ -273,7 +286,7 @@ mod tests {
         );
         assert!(a.join(s2, "r"));
         assert_eq!(a.room_len("r"), 2);
-        assert_eq!(sorted(a.members("r")), sorted(vec![s1, s2]));
+        assert_eq!(a.members("r"), vec![s1, s2], "join order");
         assert_eq!(
             a.rooms_of(s1),
             vec![Room::from(s1.as_str()), Room::from("r")]

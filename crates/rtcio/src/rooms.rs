@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rtcio_engine::{DisconnectReason, Event, NamespaceBuilder, Room, Socket};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq;
 
@@ -273,14 +273,6 @@ fn update_peer(socket: &Socket, f: impl FnOnce(&mut Peer)) -> Peer {
     peer
 }
 
-#[derive(Deserialize)]
-struct MediaState {
-    #[serde(rename = "roomId")]
-    room_id: Value,
-    mic: Value,
-    cam: Value,
-}
-
 #[derive(Serialize)]
 struct MediaStateOut<'a> {
     #[serde(rename = "roomId")]
@@ -292,17 +284,20 @@ struct MediaStateOut<'a> {
 
 /// `media-state { roomId, mic, cam }`: relayed to the room with the sender's id, and cached.
 pub fn media_state(socket: &Socket, event: Event) {
-    let Ok(state) = event.arg::<MediaState>(0) else {
+    let Some(state) = object(&event) else {
         return ClientError::new(
             ErrorCode::BadRequest,
             "media-state needs { roomId, mic, cam }",
         )
         .send(socket);
     };
-    let Some(room) = state.room_id.as_str() else {
+    let Some(room) = state.get("roomId").and_then(Value::as_str) else {
         return ClientError::new(ErrorCode::BadRequest, "`roomId` must be a string").send(socket);
     };
-    let (Some(mic), Some(cam)) = (state.mic.as_bool(), state.cam.as_bool()) else {
+    let (Some(mic), Some(cam)) = (
+        state.get("mic").and_then(Value::as_bool),
+        state.get("cam").and_then(Value::as_bool),
+    ) else {
         return ClientError::new(ErrorCode::BadRequest, "`mic` and `cam` must be booleans")
             .in_room(room)
             .send(socket);

@@ -12,7 +12,7 @@
 //! `rooms_of` behave as if it were a real room.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::event::Encoded;
 use crate::sid::Sid;
@@ -81,10 +81,11 @@ struct State {
     sockets: HashMap<Sid, Vec<Room>>,
 }
 
-/// In-memory rooms for a single process.
+/// In-memory rooms for a single process. Queries (the relay asks one per
+/// envelope) share a read lock; joins and leaves take the write lock.
 #[derive(Default)]
 pub struct LocalAdapter {
-    state: Mutex<State>,
+    state: RwLock<State>,
 }
 
 impl LocalAdapter {
@@ -92,9 +93,14 @@ impl LocalAdapter {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every update below leaves both maps consistent before it can panic.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    // Every update below leaves both maps consistent before it can panic,
+    // so a poisoned lock is still good to use.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -106,11 +112,11 @@ fn own_room(st: &State, room: &str) -> Option<Sid> {
 
 impl Adapter for LocalAdapter {
     fn add_socket(&self, sid: Sid) {
-        self.lock().sockets.entry(sid).or_default();
+        self.write().sockets.entry(sid).or_default();
     }
 
     fn remove_socket(&self, sid: Sid) -> Vec<Room> {
-        let mut st = self.lock();
+        let mut st = self.write();
         let rooms = st.sockets.remove(&sid).unwrap_or_default();
         for room in &rooms {
             if let Some(members) = st.rooms.get_mut(room) {
@@ -124,7 +130,7 @@ impl Adapter for LocalAdapter {
     }
 
     fn join(&self, sid: Sid, room: &str) -> bool {
-        let mut st = self.lock();
+        let mut st = self.write();
         // A socket's own-id room is virtual; no room may take a connected socket's id,
         // or joining it would capture that socket's messages.
         if !st.sockets.contains_key(&sid) || own_room(&st, room).is_some() {
@@ -146,7 +152,7 @@ impl Adapter for LocalAdapter {
     }
 
     fn leave(&self, sid: Sid, room: &str) -> bool {
-        let mut st = self.lock();
+        let mut st = self.write();
         let Some(members) = st.rooms.get_mut(room) else {
             return false;
         };
@@ -163,7 +169,7 @@ impl Adapter for LocalAdapter {
     }
 
     fn rooms_of(&self, sid: Sid) -> Vec<Room> {
-        let st = self.lock();
+        let st = self.read();
         match st.sockets.get(&sid) {
             Some(rooms) => std::iter::once(Room::from(sid.as_str()))
                 .chain(rooms.iter().cloned())
@@ -173,12 +179,12 @@ impl Adapter for LocalAdapter {
     }
 
     fn is_member(&self, sid: Sid, room: &str) -> bool {
-        let st = self.lock();
+        let st = self.read();
         st.rooms.get(room).is_some_and(|m| m.contains_key(&sid)) || own_room(&st, room) == Some(sid)
     }
 
     fn share_room(&self, a: Sid, b: Sid) -> bool {
-        let st = self.lock();
+        let st = self.read();
         st.sockets.get(&a).is_some_and(|rooms| {
             rooms
                 .iter()
@@ -187,7 +193,7 @@ impl Adapter for LocalAdapter {
     }
 
     fn members(&self, room: &str) -> Vec<Sid> {
-        let st = self.lock();
+        let st = self.read();
         match st.rooms.get(room) {
             Some(members) => {
                 let mut ordered: Vec<(u64, Sid)> =
@@ -200,7 +206,7 @@ impl Adapter for LocalAdapter {
     }
 
     fn room_len(&self, room: &str) -> usize {
-        let st = self.lock();
+        let st = self.read();
         match st.rooms.get(room) {
             Some(members) => members.len(),
             None => usize::from(own_room(&st, room).is_some()),
@@ -208,7 +214,7 @@ impl Adapter for LocalAdapter {
     }
 
     fn rooms(&self) -> Vec<(Room, usize)> {
-        self.lock()
+        self.read()
             .rooms
             .iter()
             .map(|(r, m)| (r.clone(), m.len()))
@@ -216,7 +222,7 @@ impl Adapter for LocalAdapter {
     }
 
     fn recipients(&self, opts: &BroadcastOptions) -> Vec<Sid> {
-        let st = self.lock();
+        let st = self.read();
         let excluded = |sid: &Sid| -> bool {
             opts.except_sid == Some(*sid)
                 || opts.except.iter().any(|room| {

@@ -1,0 +1,81 @@
+// Picks the conformance server under test (see CONTRACT.md):
+// - default: the Rust example `target/debug/examples/conformance`
+//   (override the path with RTCIO_CONFORMANCE_BIN);
+// - RTCIO_CONFORMANCE_SERVER=node: the socket.io@4.8 reference
+//   `tests/reference/conformance.mjs`.
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { after, afterEach, before } from "node:test";
+import { ROOT, startServer } from "../lib/harness.mjs";
+
+export const SERVER_KIND = process.env.RTCIO_CONFORMANCE_SERVER === "node" ? "node" : "rust";
+
+/** `[command, args]` that runs the conformance server under test. */
+export function serverCommand() {
+  if (SERVER_KIND === "node") {
+    return [process.execPath, [path.join(ROOT, "tests", "reference", "conformance.mjs")]];
+  }
+  const bin = process.env.RTCIO_CONFORMANCE_BIN ?? path.join(ROOT, "target", "debug", "examples", "conformance");
+  if (!existsSync(bin)) {
+    throw new Error(
+      `conformance binary not found at ${bin}: build it with ` +
+        "`cargo build -p rtcio-engine --example conformance`, set RTCIO_CONFORMANCE_BIN, " +
+        "or run against the reference with RTCIO_CONFORMANCE_SERVER=node",
+    );
+  }
+  return [bin, []];
+}
+
+/**
+ * Starts a conformance server on an ephemeral port of 127.0.0.1. `flags` is an
+ * object of CLI options, e.g. `{ "ping-interval": 200, transports: "websocket" }`.
+ * Resolves with the harness handle (`url`, `stop()`, ...).
+ */
+export async function startConformance(flags = {}) {
+  const [command, base] = serverCommand();
+  const args = [...base, "--port", "0", "--host", "127.0.0.1"];
+  for (const [name, value] of Object.entries(flags)) args.push(`--${name}`, String(value));
+  return startServer(command, args);
+}
+
+/**
+ * Registers `before`/`after` hooks on the enclosing suite that start a
+ * conformance server with `flags` and stop it. Returns a context whose `url`
+ * is set once the server listens.
+ */
+export function useServer(flags = {}) {
+  const ctx = { url: null, server: null };
+  before(async () => {
+    ctx.server = await startConformance(flags);
+    ctx.url = ctx.server.url;
+  });
+  after(async () => {
+    await ctx.server?.stop();
+  });
+  return ctx;
+}
+
+/**
+ * Returns `track(client)`: everything tracked (socket.io sockets, Managers,
+ * raw engine clients, WebSockets) is torn down after each test.
+ */
+export function useCleanup() {
+  const items = new Set();
+  afterEach(() => {
+    for (const item of items) {
+      try {
+        if (typeof item.disconnect === "function") item.disconnect();
+        else if (typeof item._close === "function") item._close(); // Manager
+        else if (typeof item.terminate === "function") item.terminate(); // ws
+        else if (typeof item.close === "function") item.close();
+      } catch {
+        // already gone
+      }
+    }
+    items.clear();
+  });
+  return (item) => {
+    items.add(item);
+    return item;
+  };
+}

@@ -43,7 +43,8 @@ const io = new Server(httpServer, {
 });
 const nsp = io.of(opt.namespace);
 
-// roomId → { password: string|null, members: Map<socketId, name> } (join order).
+// roomId → { password: string|null, members: Set<socketId> } (join order).
+// A socket's display name is socket.data.name: one per socket, from its latest join.
 const rooms = new Map();
 // socketId → { mic, cam }: the last media-state of each socket.
 const mediaStates = new Map();
@@ -59,7 +60,7 @@ function refuse(socket, code, message, roomId) {
 
 /** Emits to every member of `roomId` except `except`. */
 function toRoom(roomId, except, event, payload) {
-  for (const id of rooms.get(roomId)?.members.keys() ?? []) {
+  for (const id of rooms.get(roomId)?.members ?? []) {
     if (id !== except) nsp.sockets.get(id)?.emit(event, payload);
   }
 }
@@ -79,6 +80,9 @@ nsp.on("connection", (socket) => {
       return socket.emit("join-error", { reason: "invalid-room", roomId: roomIdOf(p) });
     }
     const { roomId } = p;
+    // A connected socket's id names its own room (socket.io puts every socket
+    // in it): joining it would capture that socket's messages.
+    if (nsp.sockets.has(roomId)) return socket.emit("join-error", { reason: "invalid-room", roomId });
     if (p.name != null && (typeof p.name !== "string" || chars(p.name) > 64)) {
       return refuse(socket, "bad-request", "name must be a string of at most 64 characters", roomId);
     }
@@ -92,19 +96,20 @@ nsp.on("connection", (socket) => {
       if (p.password !== room.password) return socket.emit("join-error", { reason: "wrong-password", roomId });
     }
     const name = p.name ?? "";
-    const members = room?.members ?? new Map();
-    for (const [id, peerName] of members) {
-      socket.emit("user-connected", { id, name: peerName });
+    socket.data.name = name;
+    const members = room?.members ?? new Set();
+    for (const id of members) {
+      socket.emit("user-connected", { id, name: nsp.sockets.get(id).data.name });
       const media = mediaStates.get(id);
       if (media) socket.emit("media-state", { roomId, mic: media.mic, cam: media.cam, id });
     }
-    for (const id of members.keys()) {
+    for (const id of members) {
       const peer = nsp.sockets.get(id);
       peer.emit("user-connected", { id: socket.id, name });
       peer.emit("#rtcio:init-offer", { source: socket.id });
     }
     if (!room) rooms.set(roomId, { password: p.password || null, members });
-    members.set(socket.id, name);
+    members.add(socket.id);
     socket.data.rooms.add(roomId);
     socket.emit("join-ok", { roomId });
   });
@@ -119,7 +124,7 @@ nsp.on("connection", (socket) => {
   });
 
   socket.on("check-room", (p) => {
-    if (!isObject(p) || !validRoomId(p.roomId)) {
+    if (!isObject(p) || !validRoomId(p.roomId) || nsp.sockets.has(p.roomId)) {
       return socket.emit("join-error", { reason: "invalid-room", roomId: roomIdOf(p) });
     }
     const { roomId } = p;
@@ -164,10 +169,17 @@ nsp.on("connection", (socket) => {
   });
 
   socket.on("disconnecting", () => {
+    // Every peer of every room, once each however many rooms it shares with
+    // the leaver (the Node seed loops over the rooms and repeats them).
+    const peers = new Set();
     for (const roomId of [...socket.data.rooms]) {
+      for (const id of rooms.get(roomId).members) if (id !== socket.id) peers.add(id);
       leave(socket, roomId);
-      toRoom(roomId, socket.id, "user-disconnected", { id: socket.id });
-      toRoom(roomId, socket.id, "#rtcio:peer-left", { id: socket.id });
+    }
+    for (const id of peers) {
+      const peer = nsp.sockets.get(id);
+      peer?.emit("user-disconnected", { id: socket.id });
+      peer?.emit("#rtcio:peer-left", { id: socket.id });
     }
     mediaStates.delete(socket.id);
   });

@@ -92,6 +92,36 @@ for (const [mode] of modes()) {
       await stillWorks();
     });
 
+    it("join-room named after another connected socket's id: join-error invalid-room, not joined", async () => {
+      const { A, B, W, send, quiet, stillWorks } = await setup();
+      // B shares a room with A, W does not; either id names that socket's own room.
+      for (const other of [B, W]) {
+        assert.deepEqual(
+          await send("join-room", { roomId: other.id, name: "alice" }),
+          ["join-error", { reason: "invalid-room", roomId: other.id }],
+          other === B ? "B's id" : "W's id",
+        );
+      }
+      // A did not end up in W's room: W is still out of A's reach.
+      assertError(await send("#rtcio:message", { source: A.id, target: W.id, data: {} }), "peer-unreachable");
+      await quiet();
+      await stillWorks();
+    });
+
+    it("join-room named after the sender's own socket id: join-error invalid-room", async () => {
+      const { A, W, send, quiet, stillWorks } = await setup();
+      assert.deepEqual(await send("join-room", { roomId: A.id, name: "alice" }), [
+        "join-error",
+        { reason: "invalid-room", roomId: A.id },
+      ]);
+      // check-room agrees: a socket id is never a joinable room.
+      for (const id of [A.id, W.id]) {
+        assert.deepEqual(await send("check-room", { roomId: id }), ["join-error", { reason: "invalid-room", roomId: id }]);
+      }
+      await quiet();
+      await stillWorks();
+    });
+
     it("join-room with an invalid name: error bad-request with the roomId, not joined", async () => {
       const { Q, send, quiet, stillWorks } = await setup();
       for (const name of [42, true, { first: "alice" }, ["alice"], "n".repeat(65)]) {

@@ -283,6 +283,97 @@ for (const [mode] of modes()) {
       assertDeparture(seen(Z, z0), X.id);
     });
 
+    for (const how of ["disconnect", "sever"]) {
+      const what = how === "disconnect" ? "clean disconnect" : "TCP connection destroyed";
+      it(`multi-room socket, ${what}: a peer sharing several rooms with the leaver hears its departure once`, async () => {
+        const proxy = how === "sever" ? await startProxy(server.url) : null;
+        try {
+          const [R1, R2, R3] = [uniqueRoom("main"), uniqueRoom("breakout"), uniqueRoom("side")];
+          const X = await peer(proxy?.url); // the leaver
+          const Y = await peer(); // shares R1, R2 and R3 with X
+          const Z = await peer(); // shares R2 only
+          const W = await peer(); // shares R3 only
+          for (const R of [R1, R2, R3]) await join(Y, R, "yara");
+          await join(Z, R2, "zoe");
+          await join(W, R3, "walter");
+          for (const R of [R1, R2, R3]) await join(X, R, "xavier");
+          await barrier(X, Y, Z, W);
+          const [y0, z0, w0] = [Y.log.length, Z.log.length, W.log.length];
+
+          if (how === "disconnect") X.socket.disconnect();
+          else proxy.sever();
+          await until(
+            () => seen(Y, y0).length >= 2 && seen(Z, z0).length >= 2 && seen(W, w0).length >= 2,
+            10_000,
+            "departure events",
+          );
+          await barrier(Y, Z, W);
+          assertDeparture(seen(Y, y0), X.id, "Y shares three rooms with X: one departure");
+          assertDeparture(seen(Z, z0), X.id, "Z shares one room with X: one departure");
+          assertDeparture(seen(W, w0), X.id, "W shares one room with X: one departure");
+
+          // X is gone from all three rooms, and Y is still in each of them.
+          for (const R of [R1, R2, R3]) {
+            const N = await peer();
+            await join(N, R, "newcomer");
+            await barrier(N);
+            const yara = { id: Y.id, name: "yara" };
+            const others = { [R1]: [], [R2]: [{ id: Z.id, name: "zoe" }], [R3]: [{ id: W.id, name: "walter" }] }[R];
+            assertJoinSequence(seen(N), R, [yara, ...others]);
+          }
+        } finally {
+          proxy?.close();
+        }
+      });
+    }
+
+    it("one display name per socket: later joiners see its latest name in every room", async () => {
+      const [R1, R2, R3] = [uniqueRoom("main"), uniqueRoom("breakout"), uniqueRoom("side")];
+      const X = await peer();
+      const Y = await peer();
+      await join(Y, R1, "yara");
+      await join(X, R1, "xavier");
+      await join(X, R2, "xena");
+      await barrier(X, Y);
+      const y0 = Y.log.length;
+
+      // X's latest join named it "xena": that is its name in R1 as well.
+      const N1 = await peer();
+      await join(N1, R1, "n1");
+      await barrier(N1);
+      assertJoinSequence(seen(N1), R1, [
+        { id: Y.id, name: "yara" },
+        { id: X.id, name: "xena" },
+      ]);
+      const N2 = await peer();
+      await join(N2, R2, "n2");
+      await barrier(N2);
+      assertJoinSequence(seen(N2), R2, [{ id: X.id, name: "xena" }]);
+
+      // Another join renames it again, everywhere; a room's existing peers are
+      // told nothing about it (the join only reaches the joined room).
+      await join(X, R3, "xander");
+      await barrier(X, Y);
+      assert.deepEqual(
+        seen(Y, y0),
+        [
+          ["user-connected", { id: N1.id, name: "n1" }],
+          ["#rtcio:init-offer", { source: N1.id }],
+        ],
+        "Y (in R1 only) hears nothing of X's joins elsewhere",
+      );
+      for (const [R, others] of [
+        [R1, [{ id: Y.id, name: "yara" }, { id: N1.id, name: "n1" }]],
+        [R2, [{ id: N2.id, name: "n2" }]],
+        [R3, []],
+      ]) {
+        const N = await peer();
+        await join(N, R, "late");
+        await barrier(N);
+        assertJoinSequence(seen(N), R, [...others, { id: X.id, name: "xander" }]);
+      }
+    });
+
     it("multi-room socket: leave-room leaves only that room", async () => {
       const R1 = uniqueRoom("main");
       const R2 = uniqueRoom("breakout");

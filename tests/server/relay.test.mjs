@@ -7,6 +7,21 @@ import { modes, until } from "../lib/harness.mjs";
 import { assertError, barrier, clientPool, eventually, join, request, seen, startSignaling, uniqueRoom, waitAny } from "./server.mjs";
 
 const MSG = "#rtcio:message";
+
+/** Resolves on the next `event` of an engine.io-client socket (rejects on upgradeError or after `ms`). */
+function waitEngine(engine, event, ms = 10_000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for engine "${event}"`)), ms);
+    engine.once(event, () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    engine.once("upgradeError", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
 const ORDER_COUNT = 5000;
 
 let server; // default --relay-scope room
@@ -233,7 +248,9 @@ for (const [mode] of modes()) {
         // A joins and starts sending before its upgrade completes (no waiting
         // for join-ok: the server handles A's events in order).
         // The WebSocket probe is held back until half the envelopes are out,
-        // so the stream really starts on polling and ends on WebSocket.
+        // and the second half waits for the probe to succeed (the client then
+        // buffers until the upgrade), so the stream really starts on polling
+        // and ends on WebSocket however fast the server drains the polls.
         let release;
         const gate = new Promise((resolve) => (release = resolve));
         class GatedWebSocket extends NodeWebSocket {
@@ -250,7 +267,11 @@ for (const [mode] of modes()) {
           assert.equal(socket.io.engine.transport.name, "polling", "still polling when sending starts");
           socket.emit("join-room", { roomId: R, name: "alice" }); // no waiting: the server handles A's events in order
           for (let i = 0; i < ORDER_COUNT; i++) {
-            if (i === ORDER_COUNT / 2) release();
+            if (i === ORDER_COUNT / 2) {
+              const upgrading = waitEngine(socket.io.engine, "upgrading");
+              release();
+              await upgrading;
+            }
             socket.emit(MSG, { source: socket.id, target: B.id, data: { seq: i } });
             if (i % 250 === 0) await new Promise((r) => setImmediate(r)); // let packets flow mid-stream
           }

@@ -103,6 +103,9 @@ impl Rooms {
         };
 
         let ns = socket.ns();
+        if is_socket_id(socket, room) {
+            return send_join_error(socket, ErrorCode::InvalidRoom, Some(room));
+        }
         let existing = {
             let mut passwords = self.passwords();
             if socket.in_room(room) {
@@ -172,6 +175,9 @@ impl Rooms {
             Ok(room) => room,
             Err(given) => return send_join_error(socket, ErrorCode::InvalidRoom, given.as_deref()),
         };
+        if is_socket_id(socket, room) {
+            return send_join_error(socket, ErrorCode::InvalidRoom, Some(room));
+        }
         let given = request
             .get("password")
             .and_then(Value::as_str)
@@ -255,6 +261,13 @@ fn join_ok(socket: &Socket, room: &str) {
 /// The event's first argument, if it is an object.
 fn object(event: &Event) -> Option<Map<String, Value>> {
     event.arg::<Map<String, Value>>(0).ok()
+}
+
+/// Whether `room` is a connected socket's own-id room (the sender's included):
+/// such a name can never be joined, or it would capture that socket's messages.
+fn is_socket_id(socket: &Socket, room: &str) -> bool {
+    room.parse()
+        .is_ok_and(|sid| socket.ns().get_socket(sid).is_some())
 }
 
 /// The valid `roomId` of a request, or what was given instead (if it was a string).

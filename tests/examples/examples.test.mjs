@@ -227,6 +227,35 @@ describe("example leave_room (websocket)", () => {
   afterEach(() => pool.closeAll());
   const peer = () => pool.connect(server.url, "websocket");
 
+  it("leave-room: the rest of the room gets user-disconnected, the leaver and outsiders nothing", async () => {
+    const [A, B, C, D] = [await peer(), await peer(), await peer(), await peer()];
+    const R = uniqueRoom("leave");
+    for (const x of [A, B, C]) x.socket.emit("join-room", { roomId: R });
+    await relayBarrier(A, B, C, D);
+    A.socket.emit("leave-room", { roomId: R });
+    await until(() => observed(B).length >= 1 && observed(C).length >= 1, 5000, "user-disconnected");
+    await relayBarrier(A, B, C, D);
+    assert.deepEqual(observed(B), [["user-disconnected", { id: A.id }]]);
+    assert.deepEqual(observed(C), [["user-disconnected", { id: A.id }]]);
+    assert.deepEqual(observed(A), [], "the leaver gets nothing");
+    assert.deepEqual(observed(D), [], "an outsider gets nothing");
+  });
+
+  it("disconnect: the rooms get user-disconnected while they are still known", async () => {
+    const [A, B, C] = [await peer(), await peer(), await peer()];
+    const R = uniqueRoom("gone");
+    for (const x of [A, B]) x.socket.emit("join-room", { roomId: R });
+    await relayBarrier(A, B, C);
+    A.socket.disconnect();
+    await until(() => observed(B).length >= 2, 5000, "user-disconnected and peer-left");
+    await relayBarrier(B, C);
+    // The recipe's user-disconnected, plus the default listeners' peer-left.
+    const names = observed(B).map(([name]) => name).sort();
+    assert.deepEqual(names, ["#rtcio:peer-left", "user-disconnected"]);
+    for (const [, payload] of observed(B)) assert.deepEqual(payload, { id: A.id });
+    assert.deepEqual(observed(C), []);
+  });
+
   it("leave-room for a room the socket is not in: nothing to anyone, the connection stays up", async () => {
     const A = await peer();
     const B = await peer();
@@ -243,10 +272,10 @@ describe("example leave_room (websocket)", () => {
 
 // ---------------------------------------------------------------------------
 // media_state_cache: media-state is relayed as sent (no id added, no
-// validation) to the other members of `roomId`, and cached per socket. The
-// recipe has no join handler, so the only rooms with members are the sockets'
-// own-id rooms (socket.io semantics): a media-state naming B's id reaches B.
-// The cache is only written and cleared, never read: not observable.
+// validation) to the other members of `roomId`, and cached per socket (a bare
+// join-room puts sockets in rooms). Own-id rooms work as in socket.io: a
+// media-state naming B's id reaches B. The cache is only written and cleared,
+// never read: not observable.
 // ---------------------------------------------------------------------------
 describe("example media_state_cache (websocket)", () => {
   let server;
@@ -258,7 +287,21 @@ describe("example media_state_cache (websocket)", () => {
   afterEach(() => pool.closeAll());
   const peer = () => pool.connect(server.url, "websocket");
 
-  it("media-state reaches the other members of the room, payload unchanged", async () => {
+  it("media-state reaches the other members of a joined room, payload unchanged", async () => {
+    const [A, B, C] = [await peer(), await peer(), await peer()];
+    const R = uniqueRoom("media");
+    for (const x of [A, B]) x.socket.emit("join-room", { roomId: R });
+    await relayBarrier(A, B, C);
+    const state = { roomId: R, mic: false, cam: true };
+    A.socket.emit("media-state", state);
+    await until(() => observed(B).length >= 1, 5000, "relayed media-state");
+    await relayBarrier(A, B, C);
+    assert.deepEqual(observed(B), [["media-state", state]]);
+    assert.deepEqual(observed(A), [], "the sender gets nothing back");
+    assert.deepEqual(observed(C), [], "a socket outside the room gets nothing");
+  });
+
+  it("media-state naming a socket's own-id room reaches that socket, payload unchanged", async () => {
     const A = await peer();
     const B = await peer();
     const C = await peer();

@@ -279,6 +279,20 @@ impl Socket {
             .except_sid(self.0.id)
     }
 
+    /// Everyone sharing a room with this socket (its own-id room aside), each
+    /// once however many rooms they share. `None` when it is in no room.
+    pub fn peers(&self) -> Option<BroadcastOperator> {
+        let rooms = self.rooms();
+        if rooms.len() <= 1 {
+            return None;
+        }
+        Some(
+            rooms[1..]
+                .iter()
+                .fold(self.broadcast(), |op, room| op.to(room)),
+        )
+    }
+
     /// Everyone in the namespace but this socket.
     pub fn broadcast(&self) -> BroadcastOperator {
         BroadcastOperator::new(self.0.ns.clone()).except_sid(self.0.id)

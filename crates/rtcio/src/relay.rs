@@ -176,15 +176,9 @@ impl<'de> Deserialize<'de> for Key<'de> {
 /// Sends `#rtcio:peer-left { id }` to every room of a leaving socket (once
 /// per peer, however many rooms they share), while its rooms are still known.
 pub fn announce_departure(socket: &Socket, _reason: DisconnectReason) {
-    let rooms = socket.rooms();
-    if rooms.len() <= 1 {
-        return;
+    if let Some(peers) = socket.peers() {
+        let _ = peers.emit(PEER_LEFT, &serde_json::json!({ "id": socket.id() }));
     }
-    let mut op = socket.broadcast();
-    for room in rooms.iter().skip(1) {
-        op = op.to(room);
-    }
-    let _ = op.emit(PEER_LEFT, &serde_json::json!({ "id": socket.id() }));
 }
 
 #[cfg(test)]

@@ -242,16 +242,10 @@ impl Rooms {
 
 /// `user-disconnected { id }` to every room of a leaving socket (once per peer).
 fn announce_departure(socket: &Socket, _reason: DisconnectReason) {
-    let rooms = socket.rooms();
-    if rooms.len() <= 1 {
-        return;
+    if let Some(peers) = socket.peers() {
+        let _ = peers.emit(app::USER_DISCONNECTED, &json!({ "id": socket.id() }));
+        socket.insert(LeftRooms(socket.rooms()[1..].into()));
     }
-    let mut op = socket.broadcast();
-    for room in rooms.iter().skip(1) {
-        op = op.to(room);
-    }
-    let _ = op.emit(app::USER_DISCONNECTED, &json!({ "id": socket.id() }));
-    socket.insert(LeftRooms(rooms[1..].into()));
 }
 
 fn join_ok(socket: &Socket, room: &str) {

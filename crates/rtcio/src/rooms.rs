@@ -131,6 +131,8 @@ impl Rooms {
                 }
             }
             let existing = ns.room_members(room);
+            // The name is in place before anyone can see this socket in the room.
+            update_peer(socket, |peer| peer.name = Arc::from(name));
             if !socket.join(room) {
                 // The name is another socket's own-id room.
                 drop(passwords);
@@ -139,8 +141,7 @@ impl Rooms {
             existing
         };
 
-        let me = update_peer(socket, |peer| peer.name = Arc::from(name));
-        for sid in existing {
+        for &sid in &existing {
             let Some(peer_socket) = ns.get_socket(sid) else {
                 continue;
             };
@@ -156,13 +157,21 @@ impl Rooms {
                 );
             }
         }
-        let _ = socket.to(room).emit(
-            app::USER_CONNECTED,
-            &json!({ "id": socket.id(), "name": &*me.name }),
-        );
-        let _ = socket
-            .to(room)
-            .emit(INIT_OFFER, &json!({ "source": socket.id() }));
+        // The existing peers are told from the snapshot, not from the room as it
+        // is now: a socket that joined a moment later is already in the room but
+        // learns of this one from its own snapshot, and must not be asked to
+        // offer as well (both sides offering is glare).
+        if let Some((first, rest)) = existing.split_first() {
+            let peers = || {
+                rest.iter()
+                    .fold(ns.to(first.as_str()), |op, sid| op.to(sid.as_str()))
+            };
+            let _ = peers().emit(
+                app::USER_CONNECTED,
+                &json!({ "id": socket.id(), "name": name }),
+            );
+            let _ = peers().emit(INIT_OFFER, &json!({ "source": socket.id() }));
+        }
         join_ok(socket, room);
     }
 

@@ -4,7 +4,7 @@
 //! everything stays idle for a while and the server's RSS growth is divided by
 //! the number of sockets.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,6 +41,10 @@ struct Counters {
 
 struct Shared {
     join_sent: Mutex<HashMap<String, Instant>>,
+    /// (receiver, source) of every init-offer, to spot duplicates and pairs
+    /// where both sides were told to make the offer (glare).
+    offers_seen: Mutex<HashSet<(String, String)>>,
+    duplicates: AtomicU64,
     c: Counters,
     connect: SharedHist,
     join_ok: SharedHist,
@@ -86,8 +90,19 @@ async fn client(ctx_target: Arc<sio::Target>, sh: Arc<Shared>, room: String, nam
             }
             Incoming::Event("#rtcio:init-offer", rest) => {
                 let now = Instant::now();
-                let from = sio::str_field(rest, "source")
-                    .and_then(|src| sh.join_sent.lock().expect("lock").get(src).copied());
+                let source = sio::str_field(rest, "source");
+                if let Some(src) = source {
+                    let fresh = sh
+                        .offers_seen
+                        .lock()
+                        .expect("lock")
+                        .insert((c.sid.clone(), src.to_string()));
+                    if !fresh {
+                        sh.duplicates.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                let from =
+                    source.and_then(|src| sh.join_sent.lock().expect("lock").get(src).copied());
                 match from {
                     Some(at) => stats::record(&sh.init_offer, now - at),
                     None => {
@@ -129,6 +144,8 @@ pub async fn run(ctx: &Ctx, args: &RoomsArgs) -> Result<Report, String> {
     let rss_before = ctx.rss();
     let sh = Arc::new(Shared {
         join_sent: Mutex::new(HashMap::with_capacity(n)),
+        offers_seen: Mutex::new(HashSet::with_capacity(n * k)),
+        duplicates: AtomicU64::new(0),
         c: Counters::default(),
         connect: stats::shared_hist(),
         join_ok: stats::shared_hist(),
@@ -242,8 +259,14 @@ pub async fn run(ctx: &Ctx, args: &RoomsArgs) -> Result<Report, String> {
         report.fail(format!("{failed} sockets failed (first: {first})"));
     }
     if offers != expected {
+        let seen = sh.offers_seen.lock().expect("lock");
+        let mutual = seen
+            .iter()
+            .filter(|(to, from)| to < from && seen.contains(&(from.clone(), to.clone())))
+            .count();
         report.fail(format!(
-            "{offers} init-offers received, {expected} expected"
+            "{offers} init-offers received, {expected} expected ({} duplicates; {mutual} pairs where both sides got one, i.e. both would offer)",
+            sh.duplicates.load(Ordering::Relaxed)
         ));
     }
     let unknown = sh.c.unknown_source.load(Ordering::Relaxed);

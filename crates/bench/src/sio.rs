@@ -473,7 +473,18 @@ impl Conn {
         if self.flush().await.is_err() {
             return;
         }
-        let _ = tokio::time::timeout(wait, async { while self.recv().await.is_ok() {} }).await;
+        // Read up to the server's close frame, then until it closes the TCP
+        // connection (RFC 6455 §7.1.1: the server closes first).
+        let _ = tokio::time::timeout(wait, async {
+            while self.recv().await.is_ok() {}
+            let mut scratch = [0u8; 512];
+            while let Ok(n) = self.stream.read(&mut scratch).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 }
 

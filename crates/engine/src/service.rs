@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -221,12 +220,7 @@ where
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
-    let handshake = Handshake {
-        headers: req.headers().clone(),
-        query: query_string.clone(),
-        address,
-        issued: SystemTime::now(),
-    };
+    let handshake = Handshake::new(req.headers(), &query_string, address);
     if websocket {
         let Some((response, on_upgrade)) = upgrade(&mut req) else {
             return EngineError::BadRequest.response();

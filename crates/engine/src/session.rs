@@ -82,7 +82,8 @@ impl CloseReason {
 #[derive(Default)]
 struct Inbox {
     packets: VecDeque<eio::Packet>,
-    upgrade: Option<WsConn<WsIo>>,
+    /// Boxed: it is there for a moment, once, in the few sessions that upgrade.
+    upgrade: Option<Box<WsConn<WsIo>>>,
     close: Option<CloseReason>,
     /// The session task, waiting for packets.
     waker: Option<Waker>,
@@ -193,7 +194,7 @@ impl Session {
                     ws::Message::Binary(data) => inbox.packets.push_back(eio::Packet::Binary(data)),
                 }
             }
-            inbox.upgrade = Some(ws);
+            inbox.upgrade = Some(Box::new(ws));
             inbox.waker.take()
         };
         if let Some(w) = waker {
@@ -244,7 +245,9 @@ pub(crate) async fn run(session: Arc<Session>, ws: Option<WsConn<WsIo>>) {
         frames: Vec::new(),
     };
     let reason = poll_fn(|cx| driver.poll(cx)).await;
-    driver.finish(reason).await;
+    // Boxed so that the closing path's state is not part of every live
+    // connection's task (it is needed once, at the end).
+    Box::pin(driver.finish(reason)).await;
 }
 
 type Queued = (sio::Packet, Vec<Bytes>);
@@ -261,8 +264,8 @@ struct Driver {
     job: Option<BoxFuture<()>>,
     /// Packets waiting for the job to finish, in arrival order.
     pending: VecDeque<Queued>,
-    /// A binary packet waiting for its attachments.
-    partial: Option<Queued>,
+    /// A binary packet waiting for its attachments (boxed: rare, and large).
+    partial: Option<Box<Queued>>,
     msgs: Vec<ws::Message>,
     frames: Vec<Frame>,
 }
@@ -296,8 +299,11 @@ impl Driver {
             progress = true;
         }
         if let Some(deadline) = self.connect_deadline.as_mut() {
-            if deadline.as_mut().poll(cx).is_ready() {
-                if !self.session.has_sockets() && self.job.is_none() {
+            if self.session.has_sockets() {
+                // Connected: the timer is not needed any more.
+                self.connect_deadline = None;
+            } else if deadline.as_mut().poll(cx).is_ready() {
+                if self.job.is_none() {
                     return Err(CloseReason::ConnectTimeout);
                 }
                 self.connect_deadline = None;
@@ -338,7 +344,7 @@ impl Driver {
             (packets, upgrade)
         };
         if let Some(ws) = upgrade {
-            self.ws = Some(ws);
+            self.ws = Some(*ws);
             self.session.set_transport(WEBSOCKET);
             progress = true;
         }
@@ -422,18 +428,18 @@ impl Driver {
                     CloseReason::ParseError
                 })?;
                 if packet.attachments > 0 {
-                    self.partial = Some((packet, Vec::with_capacity(1)));
+                    self.partial = Some(Box::new((packet, Vec::with_capacity(1))));
                 } else {
                     self.on_packet(packet, Vec::new())?;
                 }
             }
             eio::Packet::Binary(data) => {
-                let Some((_, attachments)) = self.partial.as_mut() else {
+                let Some((_, attachments)) = self.partial.as_deref_mut() else {
                     return Err(CloseReason::ParseError);
                 };
                 attachments.push(data);
-                if attachments.len() == self.partial.as_ref().map_or(0, |(p, _)| p.attachments) {
-                    let (packet, attachments) = self.partial.take().expect("just checked");
+                if attachments.len() == self.partial.as_deref().map_or(0, |(p, _)| p.attachments) {
+                    let (packet, attachments) = *self.partial.take().expect("just checked");
                     self.on_packet(packet, attachments)?;
                 }
             }

@@ -19,4 +19,4 @@ echo "== protocol tests (socket.io-client@4 from npm)"
 if [ ! -d tests/node_modules/socket.io-client ]; then
   npm ci --prefix tests --no-audit --no-fund
 fi
-node --test --test-concurrency=1 --test-timeout=60000 tests/engine/ tests/server/ tests/examples/
+node --test --test-concurrency=1 --test-timeout=60000 tests/engine/ tests/server/ tests/examples/ tests/bench/

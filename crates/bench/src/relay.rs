@@ -34,6 +34,11 @@ pub struct RelayArgs {
     /// Warm-up before measuring.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub warmup: Duration,
+    /// Paced total send rate in envelopes per second, spread evenly over the
+    /// pairs (the window still caps what is in flight); 0 = closed loop, as
+    /// fast as the window allows. Pacing measures latency at a given load.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
 }
 
 const BENCH_TAG: &str = "\"bench\":\"";
@@ -180,6 +185,8 @@ struct Shared {
     warm_ns: u64,
     end_ns: u64,
     window: u64,
+    /// Envelopes each sender may have sent per nanosecond since t0 (0 = unpaced).
+    pair_rate_per_ns: f64,
     hist: SharedHist,
 }
 
@@ -191,13 +198,23 @@ impl Shared {
 
 async fn sender(mut ws: Conn, tpl: Template, pair: Arc<Pair>, sh: Arc<Shared>) {
     let mut seq = 0u64;
+    let paced = sh.pair_rate_per_ns > 0.0;
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        if sh.now_ns() >= sh.end_ns {
+        let now = sh.now_ns();
+        if now >= sh.end_ns {
             break;
         }
         let in_flight = seq - pair.received.load(Ordering::Acquire);
-        if in_flight < sh.window {
-            for _ in in_flight..sh.window {
+        let budget = if paced {
+            ((now as f64 * sh.pair_rate_per_ns) as u64).saturating_sub(seq)
+        } else {
+            u64::MAX
+        };
+        let n = sh.window.saturating_sub(in_flight).min(budget);
+        if n > 0 {
+            for _ in 0..n {
                 tpl.queue(&mut ws, seq, sh.now_ns());
                 seq += 1;
             }
@@ -208,6 +225,7 @@ async fn sender(mut ws: Conn, tpl: Template, pair: Arc<Pair>, sh: Arc<Shared>) {
         }
         tokio::select! {
             _ = pair.notify.notified() => {}
+            _ = tick.tick(), if paced => {}
             msg = ws.recv() => match msg {
                 Ok("2") => ws.queue("3"),
                 Ok(_) => {}
@@ -270,6 +288,7 @@ pub async fn run(ctx: &Ctx, args: &RelayArgs) -> Result<Report, String> {
     let mut report = Report::new("relay");
     report.param("pairs", pairs as u64);
     report.param("window", window);
+    report.param("rate", args.rate);
     report.param("duration_s", duration.as_secs_f64());
     report.param("warmup_s", warmup.as_secs_f64());
 
@@ -308,6 +327,7 @@ pub async fn run(ctx: &Ctx, args: &RelayArgs) -> Result<Report, String> {
         warm_ns: warmup.as_nanos() as u64,
         end_ns: (warmup + duration).as_nanos() as u64,
         window,
+        pair_rate_per_ns: args.rate as f64 / pairs as f64 / 1e9,
         hist: stats::shared_hist(),
     });
     let mut tasks = tokio::task::JoinSet::new();

@@ -342,6 +342,9 @@ export async function rawEngine(url, mode, { autoPong = false, query = {} } = {}
   let ws = null;
   const attachWs = (socket) => {
     ws = socket;
+    // Lets a test stop reading from the server (a slow consumer): pauses the TCP socket.
+    client.pauseReading = () => ws._socket.pause();
+    client.resumeReading = () => ws._socket.resume();
     ws.on("close", (code) => finish({ how: "ws-close", code }));
     ws.on("error", () => {});
   };

@@ -49,6 +49,8 @@ function parseArgs(argv) {
       case "--max-payload": opts.maxPayload = int(flag, value); break;
       case "--connect-timeout": opts.connectTimeout = int(flag, value); break;
       case "--cors-origin": opts.corsOrigin = value; break;
+      // Accepted for parity with the Rust server; socket.io has no such bound.
+      case "--max-queue-bytes": int(flag, value); break;
       default: usage(`unknown flag ${flag}`);
     }
   }

@@ -27,6 +27,8 @@ struct Args {
     connect_timeout: u64,
     #[arg(long, default_value = "*")]
     cors_origin: String,
+    #[arg(long, default_value_t = 4 << 20)]
+    max_queue_bytes: usize,
 }
 
 fn sorted_rooms(socket: &Socket) -> Vec<String> {
@@ -84,6 +86,7 @@ async fn main() {
         ping_timeout: Duration::from_millis(args.ping_timeout),
         max_payload: args.max_payload,
         connect_timeout: Duration::from_millis(args.connect_timeout),
+        max_queue_bytes: args.max_queue_bytes,
         transports: Transports {
             polling: args.transports.contains("polling"),
             websocket: args.transports.contains("websocket"),

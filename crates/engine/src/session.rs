@@ -388,19 +388,23 @@ impl Driver {
         }
         self.msgs = msgs;
 
+        // Frames leave the bounded outbox only once the previous batch is
+        // fully written: while the kernel refuses writes they wait there,
+        // where the bound applies, and a client that stops reading is cut off
+        // as a slow consumer instead of growing the write buffer.
         let ws = self.ws.as_mut().expect("checked by caller");
         loop {
+            if ws.has_unwritten() {
+                match ws.poll_flush(cx) {
+                    Poll::Ready(Ok(())) => progress = true,
+                    Poll::Ready(Err(_)) => return Err(CloseReason::TransportError),
+                    Poll::Pending => break,
+                }
+            }
             match self.session.outbox.poll_drain(cx, &mut self.frames) {
                 Poll::Ready(Ok(())) => ws.queue(self.frames.drain(..)),
                 Poll::Ready(Err(Closed::SlowConsumer)) => return Err(CloseReason::SlowConsumer),
                 Poll::Ready(Err(Closed::Ended)) | Poll::Pending => break,
-            }
-        }
-        if ws.has_unwritten() {
-            match ws.poll_flush(cx) {
-                Poll::Ready(Ok(())) => progress = true,
-                Poll::Ready(Err(_)) => return Err(CloseReason::TransportError),
-                Poll::Pending => {}
             }
         }
         Ok(progress)

@@ -56,12 +56,18 @@ impl std::error::Error for DecodeError {}
 
 /// Decodes one text packet (a WebSocket text frame, or one part of a polling body).
 pub fn decode_text(text: Bytes) -> Result<Packet, DecodeError> {
-    let Some(&kind) = text.first() else {
-        return Err(DecodeError::Empty);
-    };
     if std::str::from_utf8(&text).is_err() {
         return Err(DecodeError::NotUtf8);
     }
+    decode_utf8(text)
+}
+
+/// Decodes one text packet already known to be UTF-8 (a WebSocket text
+/// frame, which the framing layer validated): the check is not done twice.
+pub fn decode_utf8(text: Bytes) -> Result<Packet, DecodeError> {
+    let Some(&kind) = text.first() else {
+        return Err(DecodeError::Empty);
+    };
     let data = text.slice(1..);
     Ok(match kind {
         b'0' => Packet::Open,

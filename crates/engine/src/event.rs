@@ -22,7 +22,10 @@ use crate::socket::Socket;
 #[derive(Clone, Default)]
 pub struct Args {
     data: Bytes,
+    /// Element ranges of the whole packet array; the first `skip` are not
+    /// arguments (an event's name), kept to avoid copying the rest.
     ranges: Vec<Range<u32>>,
+    skip: usize,
     attachments: Vec<Bytes>,
 }
 
@@ -48,26 +51,37 @@ impl std::error::Error for ArgError {}
 
 impl Args {
     pub(crate) fn new(data: Bytes, ranges: Vec<Range<u32>>, attachments: Vec<Bytes>) -> Self {
+        Self::with_skip(data, ranges, 0, attachments)
+    }
+
+    pub(crate) fn with_skip(
+        data: Bytes,
+        ranges: Vec<Range<u32>>,
+        skip: usize,
+        attachments: Vec<Bytes>,
+    ) -> Self {
+        let skip = skip.min(ranges.len());
         Args {
             data,
             ranges,
+            skip,
             attachments,
         }
     }
 
     /// Number of arguments.
     pub fn len(&self) -> usize {
-        self.ranges.len()
+        self.ranges.len() - self.skip
     }
 
     /// Whether there are no arguments.
     pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
+        self.len() == 0
     }
 
     /// The JSON text of argument `i`.
     pub fn raw(&self, i: usize) -> Option<&str> {
-        let r = self.ranges.get(i)?;
+        let r = self.ranges.get(self.skip.checked_add(i)?)?;
         // The whole packet was validated as UTF-8 JSON when it was decoded.
         std::str::from_utf8(&self.data[sio::range(r)]).ok()
     }
@@ -106,9 +120,37 @@ impl fmt::Debug for Args {
     }
 }
 
+/// An event name: a slice of the packet when it has no escapes (the usual
+/// case, no allocation), decoded text otherwise.
+pub(crate) enum EventName {
+    Raw(Bytes),
+    Decoded(String),
+}
+
+impl EventName {
+    /// The name from the JSON string at `range` of `data`.
+    pub(crate) fn parse(data: &Bytes, range: &Range<u32>) -> Option<EventName> {
+        let r = sio::range(range);
+        let raw = &data[r.clone()];
+        let quoted = raw.len() >= 2 && raw[0] == b'"' && raw[raw.len() - 1] == b'"';
+        if quoted && !raw[1..raw.len() - 1].contains(&b'\\') {
+            // Valid UTF-8 (the packet was) and no escapes: the bytes between the quotes are the name.
+            return Some(EventName::Raw(data.slice(r.start + 1..r.end - 1)));
+        }
+        serde_json::from_slice(raw).ok().map(EventName::Decoded)
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            EventName::Raw(b) => std::str::from_utf8(b).unwrap_or(""),
+            EventName::Decoded(s) => s,
+        }
+    }
+}
+
 /// An event received from a client.
 pub struct Event {
-    pub(crate) name: String,
+    pub(crate) name: EventName,
     pub(crate) args: Args,
     pub(crate) ack: Option<AckSender>,
 }
@@ -116,7 +158,7 @@ pub struct Event {
 impl Event {
     /// The event name.
     pub fn name(&self) -> &str {
-        &self.name
+        self.name.as_str()
     }
 
     /// The arguments after the name.
@@ -141,13 +183,13 @@ impl Event {
 
     /// Splits the event into its arguments and acknowledgement.
     pub fn into_parts(self) -> (String, Args, Option<AckSender>) {
-        (self.name, self.args, self.ack)
+        (self.name.as_str().to_owned(), self.args, self.ack)
     }
 }
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Event({:?}, {:?})", self.name, self.args)
+        write!(f, "Event({:?}, {:?})", self.name(), self.args)
     }
 }
 
@@ -381,14 +423,27 @@ mod tests {
     #[test]
     fn args_round_trip_to_payload() {
         let pkt = sio::decode(Bytes::from_static(b"2[\"e\",{\"a\":1},[true]]")).unwrap();
-        let args = Args::new(pkt.data.clone(), pkt.args[1..].to_vec(), vec![]);
+        let args = Args::with_skip(pkt.data.clone(), pkt.args.clone(), 1, vec![]);
         assert_eq!(args.len(), 2);
         assert_eq!(args.raw(0), Some("{\"a\":1}"));
         assert_eq!(args.get::<Vec<bool>>(1).unwrap(), vec![true]);
         assert!(matches!(args.get::<u32>(0), Err(ArgError::Invalid(0, _))));
         assert!(matches!(args.get::<u32>(2), Err(ArgError::Missing(2))));
+        assert_eq!(args.raw(usize::MAX), None);
         let e = args.to_payload().into_event("/", "e", None);
         assert_eq!(&e.text[..], b"42[\"e\",{\"a\":1},[true]]");
+    }
+
+    #[test]
+    fn event_names_borrow_unless_escaped() {
+        let pkt = sio::decode(Bytes::from_static(br#"2["plain",1]"#)).unwrap();
+        let name = EventName::parse(&pkt.data, &pkt.args[0]).unwrap();
+        assert!(matches!(name, EventName::Raw(_)));
+        assert_eq!(name.as_str(), "plain");
+        let pkt = sio::decode(Bytes::from_static(br#"2["a\u0062\"c"]"#)).unwrap();
+        let name = EventName::parse(&pkt.data, &pkt.args[0]).unwrap();
+        assert!(matches!(name, EventName::Decoded(_)));
+        assert_eq!(name.as_str(), "ab\"c");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tokio::time::{Instant, Sleep};
 
 use crate::eio::{self, Frame};
-use crate::event::{AckSender, Args, Event};
+use crate::event::{AckSender, Args, Event, EventName};
 use crate::namespace::{guard, BoxFuture, Handler};
 use crate::queue::{Closed, Outbox};
 use crate::server::ServerInner;
@@ -187,7 +187,7 @@ impl Session {
             let mut inbox = self.inbox();
             for msg in rest {
                 match msg {
-                    ws::Message::Text(text) => match eio::decode_text(text) {
+                    ws::Message::Text(text) => match eio::decode_utf8(text) {
                         Ok(packet) => inbox.packets.push_back(packet),
                         Err(_) => inbox.close = Some(CloseReason::ParseError),
                     },
@@ -380,7 +380,7 @@ impl Driver {
         for msg in msgs.drain(..) {
             let packet = match msg {
                 ws::Message::Text(text) => {
-                    eio::decode_text(text).map_err(|_| CloseReason::ParseError)?
+                    eio::decode_utf8(text).map_err(|_| CloseReason::ParseError)?
                 }
                 ws::Message::Binary(data) => eio::Packet::Binary(data),
             };
@@ -502,14 +502,13 @@ impl Driver {
                     .session
                     .socket(packet.nsp())
                     .ok_or(CloseReason::ParseError)?;
-                let name: String =
-                    serde_json::from_slice(&packet.data[sio::range(&packet.args[0])])
-                        .map_err(|_| CloseReason::ParseError)?;
+                let name = EventName::parse(&packet.data, &packet.args[0])
+                    .ok_or(CloseReason::ParseError)?;
                 let ack = packet.id.map(|id| AckSender {
                     socket: socket.clone(),
                     id,
                 });
-                let args = Args::new(packet.data, packet.args[1..].to_vec(), attachments);
+                let args = Args::with_skip(packet.data, packet.args, 1, attachments);
                 self.on_event(socket, Event { name, args, ack });
                 Ok(())
             }

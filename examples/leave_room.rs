@@ -8,16 +8,8 @@ use serde_json::{json, Value};
 async fn main() -> std::io::Result<()> {
     let mut io = Builder::new(Default::default(), RelayScope::SharedRoom);
     io.signaling("/")
-        // A bare join, so there is something to leave.
-        .on(app::JOIN_ROOM, |socket, event| {
-            if let Some(room) = event
-                .arg::<Value>(0)
-                .ok()
-                .and_then(|r| r["roomId"].as_str().map(str::to_owned))
-            {
-                socket.join(&room);
-            }
-        })
+        // A bare join (no presence), so there is something to leave.
+        .on(app::JOIN_ROOM, rtcio_examples::bare_join)
         .on(app::LEAVE_ROOM, |socket, event| {
             let Ok(room) = event
                 .arg::<Value>(0)

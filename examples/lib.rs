@@ -9,3 +9,13 @@ pub fn addr() -> String {
         std::env::var("PORT").unwrap_or_else(|_| "3001".into())
     )
 }
+
+/// `join-room { roomId }` reduced to `socket.join(roomId)`: for recipes
+/// that need sockets in rooms but are about something else.
+pub fn bare_join(socket: &rtcio_engine::Socket, event: rtcio_engine::Event) {
+    if let Ok(request) = event.arg::<serde_json::Value>(0) {
+        if let Some(room) = request["roomId"].as_str() {
+            socket.join(room);
+        }
+    }
+}

@@ -14,16 +14,8 @@ async fn main() -> std::io::Result<()> {
     let (cache, cleanup) = (last_media_state.clone(), last_media_state.clone());
     let mut io = Builder::new(Default::default(), RelayScope::SharedRoom);
     io.signaling("/")
-        // A bare join, so the media-state has a room to go to.
-        .on(app::JOIN_ROOM, |socket, event| {
-            if let Some(room) = event
-                .arg::<Value>(0)
-                .ok()
-                .and_then(|r| r["roomId"].as_str().map(str::to_owned))
-            {
-                socket.join(&room);
-            }
-        })
+        // A bare join (no presence), so the media-state has a room to go to.
+        .on(app::JOIN_ROOM, rtcio_examples::bare_join)
         .on(app::MEDIA_STATE, move |socket, event| {
             let Ok(data) = event.arg::<Value>(0) else {
                 return;

@@ -55,7 +55,7 @@ struct Shared {
     call_setup: SharedHist,
     call_total: SharedHist,
     pair_setup: SharedHist,
-    first_error: std::sync::Mutex<Option<String>>,
+    first_error: stats::FirstError,
     warm: Instant,
     end: Instant,
 }
@@ -322,7 +322,7 @@ pub async fn run(ctx: &Ctx, args: &CallArgs) -> Result<Report, String> {
         call_setup: stats::shared_hist(),
         call_total: stats::shared_hist(),
         pair_setup: stats::shared_hist(),
-        first_error: std::sync::Mutex::new(None),
+        first_error: stats::FirstError::default(),
         warm: t0 + warmup,
         end: t0 + warmup + duration,
     });
@@ -338,7 +338,7 @@ pub async fn run(ctx: &Ctx, args: &CallArgs) -> Result<Report, String> {
                 match one_call(ctx_ref, &sh, m, format!("call-{run_id}-{id}")).await {
                     Ok(()) => sh.calls_ok.fetch_add(1, Ordering::Relaxed),
                     Err(e) => {
-                        sh.first_error.lock().expect("lock").get_or_insert(e);
+                        sh.first_error.record(e);
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         sh.calls_failed.fetch_add(1, Ordering::Relaxed)
                     }
@@ -442,15 +442,7 @@ pub async fn run(ctx: &Ctx, args: &CallArgs) -> Result<Report, String> {
         "",
         Better::Lower,
     );
-    if failed > 0 {
-        let first = sh
-            .first_error
-            .lock()
-            .expect("lock")
-            .clone()
-            .unwrap_or_default();
-        report.fail(format!("{failed} calls failed (first: {first})"));
-    }
+    sh.first_error.fail_if(&mut report, failed as u64, "calls");
     if order > 0 {
         report.fail(format!(
             "{order} candidates arrived before their description"

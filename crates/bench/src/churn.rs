@@ -5,7 +5,7 @@
 //! and again after an idle pause: steady growth means a leak.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::sio;
@@ -39,7 +39,7 @@ struct Shared {
     total: u64,
     cycle: SharedHist,
     join: SharedHist,
-    first_error: Mutex<Option<String>>,
+    first_error: stats::FirstError,
 }
 
 async fn cycle(ctx: &Ctx, room: &str, name: &str, sh: &Shared) -> Result<(), String> {
@@ -80,7 +80,7 @@ pub async fn run(ctx: &Ctx, args: &ChurnArgs) -> Result<Report, String> {
         total,
         cycle: stats::shared_hist(),
         join: stats::shared_hist(),
-        first_error: Mutex::new(None),
+        first_error: stats::FirstError::default(),
     });
     let run_id = std::process::id();
     let rss_before = ctx.rss();
@@ -99,7 +99,7 @@ pub async fn run(ctx: &Ctx, args: &ChurnArgs) -> Result<Report, String> {
                     Ok(()) => {}
                     Err(e) => {
                         sh.failed.fetch_add(1, Ordering::Relaxed);
-                        sh.first_error.lock().expect("lock").get_or_insert(e);
+                        sh.first_error.record(e);
                     }
                 }
                 sh.done.fetch_add(1, Ordering::Relaxed);
@@ -185,14 +185,6 @@ pub async fn run(ctx: &Ctx, args: &ChurnArgs) -> Result<Report, String> {
         );
     }
     report.metric("failed", "cycles failed", failed as f64, "", Better::Lower);
-    if failed > 0 {
-        let first = sh
-            .first_error
-            .lock()
-            .expect("lock")
-            .clone()
-            .unwrap_or_default();
-        report.fail(format!("{failed} cycles failed (first: {first})"));
-    }
+    sh.first_error.fail_if(&mut report, failed as u64, "cycles");
     Ok(report)
 }

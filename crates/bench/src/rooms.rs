@@ -49,13 +49,13 @@ struct Shared {
     connect: SharedHist,
     join_ok: SharedHist,
     init_offer: SharedHist,
-    first_error: Mutex<Option<String>>,
+    first_error: stats::FirstError,
 }
 
 async fn client(ctx_target: Arc<sio::Target>, sh: Arc<Shared>, room: String, name: String) {
     let fail = |e: String| {
         sh.c.failed.fetch_add(1, Ordering::Relaxed);
-        sh.first_error.lock().expect("lock").get_or_insert(e);
+        sh.first_error.record(e);
     };
     let start = Instant::now();
     let mut c = match ctx_target.connect().await {
@@ -150,7 +150,7 @@ pub async fn run(ctx: &Ctx, args: &RoomsArgs) -> Result<Report, String> {
         connect: stats::shared_hist(),
         join_ok: stats::shared_hist(),
         init_offer: stats::shared_hist(),
-        first_error: Mutex::new(None),
+        first_error: stats::FirstError::default(),
     });
     let run_id = std::process::id();
     let bar = ctx.bar(n as u64, "joining {bar:40} {pos}/{len} sockets {msg}");
@@ -249,15 +249,8 @@ pub async fn run(ctx: &Ctx, args: &RoomsArgs) -> Result<Report, String> {
             Better::Lower,
         );
     }
-    if failed > 0 {
-        let first = sh
-            .first_error
-            .lock()
-            .expect("lock")
-            .clone()
-            .unwrap_or_default();
-        report.fail(format!("{failed} sockets failed (first: {first})"));
-    }
+    sh.first_error
+        .fail_if(&mut report, failed as u64, "sockets");
     if offers != expected {
         let seen = sh.offers_seen.lock().expect("lock");
         let mutual = seen

@@ -164,6 +164,24 @@ impl CpuUsage {
 }
 
 /// Latencies in nanoseconds, 1 ns .. 10 min, 3 significant digits.
+/// The first error any task of a scenario hit (the others are only counted).
+#[derive(Default)]
+pub struct FirstError(std::sync::Mutex<Option<String>>);
+
+impl FirstError {
+    pub fn record(&self, e: String) {
+        self.0.lock().expect("lock").get_or_insert(e);
+    }
+
+    /// Fails `report` when `failed` > 0, naming the first error.
+    pub fn fail_if(&self, report: &mut Report, failed: u64, what: &str) {
+        if failed > 0 {
+            let first = self.0.lock().expect("lock").clone().unwrap_or_default();
+            report.fail(format!("{failed} {what} failed (first: {first})"));
+        }
+    }
+}
+
 pub fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid histogram bounds")
 }

@@ -284,15 +284,7 @@ async fn one_call(ctx: &Ctx, sh: &Arc<Shared>, m: usize, room: String) -> Result
 }
 
 pub async fn run(ctx: &Ctx, args: &CallArgs) -> Result<Report, String> {
-    let (concurrency, duration, warmup) = if ctx.smoke {
-        (
-            args.concurrency.min(4),
-            Duration::from_millis(1500),
-            Duration::from_millis(500),
-        )
-    } else {
-        (args.concurrency, args.duration, args.warmup)
-    };
+    let (concurrency, duration, warmup) = ctx.timed(args.concurrency, args.duration, args.warmup);
     let m = args.room_size.max(2);
     let mut report = Report::new("call");
     report.param("concurrency", concurrency as u64);

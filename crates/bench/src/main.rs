@@ -95,6 +95,25 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// A timed scenario's size: as asked, or tiny (at most 4, 1.5 s after a
+    /// 0.5 s warm-up) for a smoke run.
+    pub fn timed(
+        &self,
+        count: usize,
+        duration: Duration,
+        warmup: Duration,
+    ) -> (usize, Duration, Duration) {
+        if self.smoke {
+            (
+                count.min(4),
+                Duration::from_millis(1500),
+                Duration::from_millis(500),
+            )
+        } else {
+            (count, duration, warmup)
+        }
+    }
+
     pub fn bar(&self, len: u64, template: &str) -> ProgressBar {
         if self.quiet {
             return ProgressBar::hidden();

@@ -275,15 +275,7 @@ async fn receiver(mut ws: Conn, source: String, pair: Arc<Pair>, sh: Arc<Shared>
 }
 
 pub async fn run(ctx: &Ctx, args: &RelayArgs) -> Result<Report, String> {
-    let (pairs, duration, warmup) = if ctx.smoke {
-        (
-            args.pairs.min(4),
-            Duration::from_millis(1500),
-            Duration::from_millis(500),
-        )
-    } else {
-        (args.pairs, args.duration, args.warmup)
-    };
+    let (pairs, duration, warmup) = ctx.timed(args.pairs, args.duration, args.warmup);
     let window = args.window.max(1);
     let mut report = Report::new("relay");
     report.param("pairs", pairs as u64);

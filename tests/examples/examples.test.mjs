@@ -10,7 +10,7 @@ import net from "node:net";
 import path from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import { ROOT, until } from "../lib/harness.mjs";
-import { assertDeparture, assertJoinSequence, barrier, clientPool, join, seen, uniqueRoom, waitAny } from "../server/server.mjs";
+import { assertDeparture, barrier, clientPool, join, seen, threeClientScenario, uniqueRoom, waitAny } from "../server/server.mjs";
 
 const DIR = process.env.RTCIO_EXAMPLES_DIR ?? path.join(ROOT, "target", "debug", "examples");
 const MSG = "#rtcio:message";
@@ -400,36 +400,7 @@ describe("example rooms_building_block", () => {
       const peer = () => pool.connect(server.url, mode);
 
       it("three clients: exact events, in order, for everyone", async () => {
-        const R = uniqueRoom();
-        const A = await peer();
-        const B = await peer();
-        const C = await peer();
-        await join(A, R, "alice");
-        await join(B, R, "bob");
-        await barrier(B, A);
-        assert.deepEqual(seen(B), [
-          ["user-connected", { id: A.id, name: "alice" }],
-          ["join-ok", { roomId: R }],
-        ]);
-        await join(C, R, "carol");
-        await barrier(C, A, B);
-        assertJoinSequence(seen(C), R, [
-          { id: A.id, name: "alice" },
-          { id: B.id, name: "bob" },
-        ]);
-        assert.deepEqual(seen(A), [
-          ["join-ok", { roomId: R }],
-          ["user-connected", { id: B.id, name: "bob" }],
-          ["#rtcio:init-offer", { source: B.id }],
-          ["user-connected", { id: C.id, name: "carol" }],
-          ["#rtcio:init-offer", { source: C.id }],
-        ]);
-        assert.deepEqual(seen(B), [
-          ["user-connected", { id: A.id, name: "alice" }],
-          ["join-ok", { roomId: R }],
-          ["user-connected", { id: C.id, name: "carol" }],
-          ["#rtcio:init-offer", { source: C.id }],
-        ]);
+        await threeClientScenario(peer);
       });
 
       it("a disconnect: the room gets user-disconnected and peer-left, once", async () => {

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import { modes, until } from "../lib/harness.mjs";
-import { assertDeparture, assertJoinSequence, barrier, clientPool, join, seen, startProxy, startSignaling, tryJoin, uniqueRoom } from "./server.mjs";
+import { assertDeparture, assertJoinSequence, barrier, clientPool, join, seen, startProxy, startSignaling, threeClientScenario, tryJoin, uniqueRoom } from "./server.mjs";
 
 let server;
 before(async () => {
@@ -20,54 +20,7 @@ for (const [mode] of modes()) {
     const peer = (url = server.url) => pool.connect(url, mode);
 
     it("three clients: exact events, in order, for everyone", async () => {
-      const R = uniqueRoom();
-      const A = await peer();
-      const B = await peer();
-      const C = await peer();
-
-      await join(A, R, "alice");
-      await barrier(A);
-      assert.deepEqual(seen(A), [["join-ok", { roomId: R }]]);
-
-      await join(B, R, "bob");
-      await barrier(B, A);
-      assert.deepEqual(seen(B), [
-        ["user-connected", { id: A.id, name: "alice" }],
-        ["join-ok", { roomId: R }],
-      ]);
-      assert.deepEqual(seen(A), [
-        ["join-ok", { roomId: R }],
-        ["user-connected", { id: B.id, name: "bob" }],
-        ["#rtcio:init-offer", { source: B.id }],
-      ]);
-
-      await join(C, R, "carol");
-      await barrier(C, A, B);
-      // Backfill: one user-connected per existing peer, join-ok last.
-      assertJoinSequence(seen(C), R, [
-        { id: A.id, name: "alice" },
-        { id: B.id, name: "bob" },
-      ]);
-      assert.deepEqual(seen(A), [
-        ["join-ok", { roomId: R }],
-        ["user-connected", { id: B.id, name: "bob" }],
-        ["#rtcio:init-offer", { source: B.id }],
-        ["user-connected", { id: C.id, name: "carol" }],
-        ["#rtcio:init-offer", { source: C.id }],
-      ]);
-      assert.deepEqual(seen(B), [
-        ["user-connected", { id: A.id, name: "alice" }],
-        ["join-ok", { roomId: R }],
-        ["user-connected", { id: C.id, name: "carol" }],
-        ["#rtcio:init-offer", { source: C.id }],
-      ]);
-      // Never a self user-connected nor a self init-offer.
-      for (const X of [A, B, C]) {
-        for (const [event, p] of seen(X)) {
-          if (event === "user-connected") assert.notEqual(p.id, X.id, "self user-connected");
-          if (event === "#rtcio:init-offer") assert.notEqual(p.source, X.id, "self init-offer");
-        }
-      }
+      await threeClientScenario(peer);
     });
 
     it("backfill lists the existing peers in the order they joined (as socket.io's rooms do)", async () => {

@@ -235,3 +235,60 @@ export async function startProxy(targetUrl) {
     },
   };
 }
+
+/**
+ * The contract's three-client scenario: A and B join room R, C joins late.
+ * Asserts exactly which events, with which payloads and in which order, each
+ * client receives, and that nobody gets a self user-connected or init-offer.
+ * `peer()` connects a client (`clientPool().connect`).
+ */
+export async function threeClientScenario(peer) {
+  const R = uniqueRoom();
+  const A = await peer();
+  const B = await peer();
+  const C = await peer();
+
+  await join(A, R, "alice");
+  await barrier(A);
+  assert.deepEqual(seen(A), [["join-ok", { roomId: R }]]);
+
+  await join(B, R, "bob");
+  await barrier(B, A);
+  assert.deepEqual(seen(B), [
+    ["user-connected", { id: A.id, name: "alice" }],
+    ["join-ok", { roomId: R }],
+  ]);
+  assert.deepEqual(seen(A), [
+    ["join-ok", { roomId: R }],
+    ["user-connected", { id: B.id, name: "bob" }],
+    ["#rtcio:init-offer", { source: B.id }],
+  ]);
+
+  await join(C, R, "carol");
+  await barrier(C, A, B);
+  // Backfill: one user-connected per existing peer, join-ok last.
+  assertJoinSequence(seen(C), R, [
+    { id: A.id, name: "alice" },
+    { id: B.id, name: "bob" },
+  ]);
+  assert.deepEqual(seen(A), [
+    ["join-ok", { roomId: R }],
+    ["user-connected", { id: B.id, name: "bob" }],
+    ["#rtcio:init-offer", { source: B.id }],
+    ["user-connected", { id: C.id, name: "carol" }],
+    ["#rtcio:init-offer", { source: C.id }],
+  ]);
+  assert.deepEqual(seen(B), [
+    ["user-connected", { id: A.id, name: "alice" }],
+    ["join-ok", { roomId: R }],
+    ["user-connected", { id: C.id, name: "carol" }],
+    ["#rtcio:init-offer", { source: C.id }],
+  ]);
+  // Never a self user-connected nor a self init-offer.
+  for (const X of [A, B, C]) {
+    for (const [event, p] of seen(X)) {
+      if (event === "user-connected") assert.notEqual(p.id, X.id, "self user-connected");
+      if (event === "#rtcio:init-offer") assert.notEqual(p.source, X.id, "self init-offer");
+    }
+  }
+}

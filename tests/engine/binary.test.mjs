@@ -3,22 +3,8 @@
 // whatever type the client decodes them to.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import {
-  ask,
-  askAll,
-  bin,
-  createSocket,
-  isBinary,
-  modes,
-  next,
-  nextArgs,
-  plain,
-  record,
-  roundTrip,
-  startSocket,
-  until,
-} from "../lib/harness.mjs";
-import { useCleanup, useServer } from "./server.mjs";
+import { ask, askAll, bin, createSocket, isBinary, modes, next, nextArgs, plain, record, roundTrip, startSocket, until } from "../lib/harness.mjs";
+import { openWelcomed, useCleanup, useServer } from "./server.mjs";
 
 const srv = useServer();
 
@@ -28,13 +14,7 @@ const bigBytes = (n) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 
 for (const [mode] of modes()) {
   describe(mode, () => {
     const track = useCleanup();
-    const open = async (url = srv.url, opts) => {
-      const socket = track(createSocket(url, mode, opts));
-      const welcome = next(socket, url === srv.url ? "welcome" : "welcome-admin");
-      await startSocket(socket, mode);
-      await welcome;
-      return socket;
-    };
+    const open = (url = srv.url, opts) => openWelcomed(track, url, mode, opts, url === srv.url ? "welcome" : "welcome-admin");
     const echo = async (socket, ...args) => {
       const echoed = nextArgs(socket, "echo");
       socket.emit("echo", ...args);

@@ -1,8 +1,8 @@
 // Events and acknowledgements in both directions (text payloads).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ask, askAll, createSocket, modes, next, nextArgs, record, roundTrip, startSocket, until } from "../lib/harness.mjs";
-import { useCleanup, useServer } from "./server.mjs";
+import { ask, askAll, modes, nextArgs, record, roundTrip, until } from "../lib/harness.mjs";
+import { openWelcomed, useCleanup, useServer } from "./server.mjs";
 
 const srv = useServer();
 
@@ -28,13 +28,7 @@ const PAYLOADS = [
 for (const [mode] of modes()) {
   describe(mode, () => {
     const track = useCleanup();
-    const open = async (opts) => {
-      const socket = track(createSocket(srv.url, mode, opts));
-      const welcome = next(socket, "welcome");
-      await startSocket(socket, mode);
-      await welcome;
-      return socket;
-    };
+    const open = (opts) => openWelcomed(track, srv.url, mode, opts);
 
     it("echo: each JSON payload comes back unchanged", async () => {
       const socket = await open();

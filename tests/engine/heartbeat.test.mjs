@@ -4,19 +4,8 @@
 // closure must happen eventually (5 s budget) and only after a ping was sent.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import {
-  ask,
-  createSocket,
-  modes,
-  next,
-  nextArgs,
-  rawEngine,
-  settleWithin,
-  startSocket,
-  until,
-  untilAsync,
-} from "../lib/harness.mjs";
-import { useCleanup, useServer } from "./server.mjs";
+import { ask, createSocket, modes, next, nextArgs, rawEngine, settleWithin, startSocket, until, untilAsync } from "../lib/harness.mjs";
+import { openWelcomed, useCleanup, useServer } from "./server.mjs";
 
 const PING_INTERVAL = 200;
 const PING_TIMEOUT = 200;
@@ -36,13 +25,7 @@ describe(`ping ${PING_INTERVAL}/${PING_TIMEOUT} ms`, () => {
   for (const [mode] of modes()) {
     describe(mode, () => {
       const track = useCleanup();
-      const open = async () => {
-        const socket = track(createSocket(srv.url, mode));
-        const welcome = next(socket, "welcome");
-        await startSocket(socket, mode);
-        await welcome;
-        return socket;
-      };
+      const open = () => openWelcomed(track, srv.url, mode);
 
       it("the handshake announces the configured heartbeat", async () => {
         const raw = track(await rawEngine(srv.url, mode));

@@ -4,17 +4,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { WebSocket } from "ws";
-import {
-  ask,
-  createSocket,
-  modes,
-  next,
-  nextArgs,
-  rawEngine,
-  settleWithin,
-  startSocket,
-} from "../lib/harness.mjs";
-import { useCleanup, useServer } from "./server.mjs";
+import { ask, createSocket, modes, nextArgs, rawEngine, settleWithin, startSocket } from "../lib/harness.mjs";
+import { openWelcomed, useCleanup, useServer } from "./server.mjs";
 
 const MAX_PAYLOAD = 2000;
 const CONNECT_TIMEOUT = 300;
@@ -100,13 +91,7 @@ describe(`max payload ${MAX_PAYLOAD}`, () => {
   for (const [mode] of modes()) {
     describe(mode, () => {
       const track = useCleanup();
-      const open = async () => {
-        const socket = track(createSocket(srv.url, mode));
-        const welcome = next(socket, "welcome");
-        await startSocket(socket, mode);
-        await welcome;
-        return socket;
-      };
+      const open = () => openWelcomed(track, srv.url, mode);
 
       it("a message under the limit is echoed", async () => {
         const socket = await open();

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ask, createSocket, modes, next, nextArgs, plain, bin, record, roundTrip, startSocket } from "../lib/harness.mjs";
-import { useCleanup, useServer } from "./server.mjs";
+import { openWelcomed, useCleanup, useServer } from "./server.mjs";
 
 const srv = useServer();
 
@@ -13,13 +13,7 @@ const roomName = (what) => `${what}-${++counter}`;
 for (const [mode] of modes()) {
   describe(mode, () => {
     const track = useCleanup();
-    const open = async () => {
-      const socket = track(createSocket(srv.url, mode));
-      const welcome = next(socket, "welcome");
-      await startSocket(socket, mode);
-      await welcome;
-      return socket;
-    };
+    const open = () => openWelcomed(track, srv.url, mode);
     const openMany = (n) => Promise.all(Array.from({ length: n }, () => open()));
     /** Round trips on every socket, so every packet the server sent them has arrived. */
     const drain = (...sockets) => Promise.all(sockets.map((s) => roundTrip(s)));

@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { after, afterEach, before } from "node:test";
-import { ROOT, startServer } from "../lib/harness.mjs";
+import { ROOT, createSocket, next, startSocket, startServer } from "../lib/harness.mjs";
 
 export const SERVER_KIND = process.env.RTCIO_CONFORMANCE_SERVER === "node" ? "node" : "rust";
 
@@ -78,4 +78,16 @@ export function useCleanup() {
     items.add(item);
     return item;
   };
+}
+
+/**
+ * Connects a client in `mode` (torn down by `track`) and resolves once its
+ * namespace's welcome event has arrived, so the server side is set up.
+ */
+export async function openWelcomed(track, url, mode, opts, welcomeEvent = "welcome") {
+  const socket = track(createSocket(url, mode, opts));
+  const welcome = next(socket, welcomeEvent);
+  await startSocket(socket, mode);
+  await welcome;
+  return socket;
 }

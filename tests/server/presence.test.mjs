@@ -13,6 +13,24 @@ before(async () => {
 });
 after(() => server?.stop());
 
+/**
+ * X in two rooms: Y in R1 ("main") and Z in R2 ("breakout") joined first, then
+ * X joined both; everything delivered (barrier) before the test goes on.
+ */
+async function multiRoom(peer) {
+  const R1 = uniqueRoom("main");
+  const R2 = uniqueRoom("breakout");
+  const X = await peer();
+  const Y = await peer();
+  const Z = await peer();
+  await join(Y, R1, "yara");
+  await join(Z, R2, "zoe");
+  await join(X, R1, "xavier");
+  await join(X, R2, "xavier");
+  await barrier(X, Y, Z);
+  return { R1, R2, X, Y, Z };
+}
+
 for (const [mode] of modes()) {
   describe(`presence (${mode})`, () => {
     const pool = clientPool();
@@ -201,16 +219,7 @@ for (const [mode] of modes()) {
     }
 
     it("multi-room socket: each room hears its own events, a disconnect reaches both rooms once each", async () => {
-      const R1 = uniqueRoom("main");
-      const R2 = uniqueRoom("breakout");
-      const X = await peer();
-      const Y = await peer();
-      const Z = await peer();
-      await join(Y, R1, "yara");
-      await join(Z, R2, "zoe");
-      await join(X, R1, "xavier");
-      await join(X, R2, "xavier");
-      await barrier(X, Y, Z);
+      const { R1, R2, X, Y, Z } = await multiRoom(peer);
       assert.deepEqual(seen(X), [
         ["user-connected", { id: Y.id, name: "yara" }],
         ["join-ok", { roomId: R1 }],
@@ -328,16 +337,7 @@ for (const [mode] of modes()) {
     });
 
     it("multi-room socket: leave-room leaves only that room", async () => {
-      const R1 = uniqueRoom("main");
-      const R2 = uniqueRoom("breakout");
-      const X = await peer();
-      const Y = await peer();
-      const Z = await peer();
-      await join(Y, R1, "yara");
-      await join(Z, R2, "zoe");
-      await join(X, R1, "xavier");
-      await join(X, R2, "xavier");
-      await barrier(X, Y, Z);
+      const { R1, R2, X, Y, Z } = await multiRoom(peer);
       const [x0, y0, z0] = [X.log.length, Y.log.length, Z.log.length];
 
       X.socket.emit("leave-room", { roomId: R1 });

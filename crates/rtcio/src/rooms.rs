@@ -253,7 +253,9 @@ impl Rooms {
 fn announce_departure(socket: &Socket, _reason: DisconnectReason) {
     if let Some(peers) = socket.peers() {
         let _ = peers.emit(app::USER_DISCONNECTED, &json!({ "id": socket.id() }));
-        socket.insert(LeftRooms(socket.rooms()[1..].into()));
+        socket.insert(LeftRooms(
+            socket.rooms().get(1..).unwrap_or_default().into(),
+        ));
     }
 }
 

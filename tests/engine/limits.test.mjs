@@ -5,33 +5,12 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { WebSocket } from "ws";
 import { ask, createSocket, modes, nextArgs, rawEngine, settleWithin, startSocket } from "../lib/harness.mjs";
-import { openWelcomed, useCleanup, useServer } from "./server.mjs";
+import { assertServerClosed, assertSessionGone, openWelcomed, useCleanup, useServer } from "./server.mjs";
 
 const MAX_PAYLOAD = 2000;
 const CONNECT_TIMEOUT = 300;
 
 const isText = (p) => typeof p === "string";
-
-/** The session is over: the closure as the raw client saw it is a real one. */
-function assertServerClosed(raw, result) {
-  assert.equal(result.settled, true, "the server did not close the session within 5 s");
-  const closed = result.value;
-  if (raw.transport === "websocket") {
-    assert.equal(closed.how, "ws-close", JSON.stringify(closed));
-  } else {
-    assert.ok(
-      closed.how === "close-packet" || (closed.how === "http" && closed.status === 400),
-      JSON.stringify(closed),
-    );
-  }
-  return closed;
-}
-
-async function assertSessionGone(url, sid) {
-  const res = await fetch(`${url}/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`);
-  assert.equal(res.status, 400);
-  assert.deepEqual(await res.json(), { code: 1, message: "Session ID unknown" });
-}
 
 describe(`max payload ${MAX_PAYLOAD}`, () => {
   const srv = useServer({ "max-payload": MAX_PAYLOAD });

@@ -3,6 +3,7 @@
 //   (override the path with RTCIO_CONFORMANCE_BIN);
 // - RTCIO_CONFORMANCE_SERVER=node: the socket.io@4.8 reference
 //   `tests/reference/conformance.mjs`.
+import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { after, afterEach, before } from "node:test";
@@ -90,4 +91,26 @@ export async function openWelcomed(track, url, mode, opts, welcomeEvent = "welco
   await startSocket(socket, mode);
   await welcome;
   return socket;
+}
+
+/** The session is over: the closure as the raw client saw it is a real one. */
+export function assertServerClosed(raw, result) {
+  assert.equal(result.settled, true, "the server did not close the session within 5 s");
+  const closed = result.value;
+  if (raw.transport === "websocket") {
+    assert.equal(closed.how, "ws-close", JSON.stringify(closed));
+  } else {
+    assert.ok(
+      closed.how === "close-packet" || (closed.how === "http" && closed.status === 400),
+      JSON.stringify(closed),
+    );
+  }
+  return closed;
+}
+
+/** GET on the polling transport with `sid`: the session must be gone. */
+export async function assertSessionGone(url, sid) {
+  const res = await fetch(`${url}/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`);
+  assert.equal(res.status, 400);
+  assert.deepEqual(await res.json(), { code: 1, message: "Session ID unknown" });
 }

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import { modes, until } from "../lib/harness.mjs";
-import { assertDeparture, assertJoinSequence, barrier, clientPool, join, seen, startProxy, startSignaling, threeClientScenario, tryJoin, uniqueRoom } from "./server.mjs";
+import { assertDeparture, assertJoinSequence, barrier, clientPool, expectDeparture, join, seen, startProxy, startSignaling, threeClientScenario, tryJoin, uniqueRoom } from "./server.mjs";
 
 let server;
 before(async () => {
@@ -171,13 +171,7 @@ for (const [mode] of modes()) {
       await join(B, R, "bob");
       await join(C, R, "carol");
       await barrier(A, C);
-      const [a0, c0] = [A.log.length, C.log.length];
-
-      B.socket.disconnect();
-      await until(() => seen(A, a0).length >= 2 && seen(C, c0).length >= 2, 5000, "departure events");
-      await barrier(A, C);
-      assertDeparture(seen(A, a0), B.id);
-      assertDeparture(seen(C, c0), B.id);
+      await expectDeparture(B.id, [A, C], () => B.socket.disconnect());
     });
 
     for (const how of ["freeze", "sever"]) {
@@ -196,13 +190,7 @@ for (const [mode] of modes()) {
           await join(B, R, "bob");
           await join(C, R, "carol");
           await barrier(A, C);
-          const [a0, c0] = [A.log.length, C.log.length];
-
-          proxy[how]();
-          await until(() => seen(A, a0).length >= 2 && seen(C, c0).length >= 2, 10_000, "departure events");
-          await barrier(A, C);
-          assertDeparture(seen(A, a0), B.id);
-          assertDeparture(seen(C, c0), B.id);
+          await expectDeparture(B.id, [A, C], () => proxy[how](), { ms: 10_000 });
 
           // The departed socket is gone from the room for newcomers too.
           const D = await peer();
@@ -236,13 +224,7 @@ for (const [mode] of modes()) {
         ["user-connected", { id: X.id, name: "xavier" }],
         ["#rtcio:init-offer", { source: X.id }],
       ]);
-      const [y0, z0] = [Y.log.length, Z.log.length];
-
-      X.socket.disconnect();
-      await until(() => seen(Y, y0).length >= 2 && seen(Z, z0).length >= 2, 5000, "departure events");
-      await barrier(Y, Z);
-      assertDeparture(seen(Y, y0), X.id);
-      assertDeparture(seen(Z, z0), X.id);
+      await expectDeparture(X.id, [Y, Z], () => X.socket.disconnect());
     });
 
     for (const how of ["disconnect", "sever"]) {
@@ -260,19 +242,14 @@ for (const [mode] of modes()) {
           await join(W, R3, "walter");
           for (const R of [R1, R2, R3]) await join(X, R, "xavier");
           await barrier(X, Y, Z, W);
-          const [y0, z0, w0] = [Y.log.length, Z.log.length, W.log.length];
-
-          if (how === "disconnect") X.socket.disconnect();
-          else proxy.sever();
-          await until(
-            () => seen(Y, y0).length >= 2 && seen(Z, z0).length >= 2 && seen(W, w0).length >= 2,
-            10_000,
-            "departure events",
-          );
-          await barrier(Y, Z, W);
-          assertDeparture(seen(Y, y0), X.id, "Y shares three rooms with X: one departure");
-          assertDeparture(seen(Z, z0), X.id, "Z shares one room with X: one departure");
-          assertDeparture(seen(W, w0), X.id, "W shares one room with X: one departure");
+          await expectDeparture(X.id, [Y, Z, W], () => (how === "disconnect" ? X.socket.disconnect() : proxy.sever()), {
+            ms: 10_000,
+            messages: [
+              "Y shares three rooms with X: one departure",
+              "Z shares one room with X: one departure",
+              "W shares one room with X: one departure",
+            ],
+          });
 
           // X is gone from all three rooms, and Y is still in each of them.
           for (const R of [R1, R2, R3]) {

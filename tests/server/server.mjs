@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { io } from "socket.io-client";
-import { MODES, ROOT, record, startServer, waitConnected } from "../lib/harness.mjs";
+import { MODES, ROOT, record, startServer, until, waitConnected } from "../lib/harness.mjs";
 
 export const KIND = process.env.RTCIO_SIGNALING_SERVER === "node" ? "node" : "rust";
 
@@ -162,6 +162,20 @@ export function assertDeparture(entries, id, message) {
   const key = (entry) => JSON.stringify(entry);
   const expected = [["user-disconnected", { id }], ["#rtcio:peer-left", { id }]];
   assert.deepEqual(entries.map(key).sort(), expected.map(key).sort(), message);
+}
+
+/**
+ * Runs `leave` (a disconnect, a severed transport...) and asserts that each of
+ * `peers` then hears the departure of `leaverId` exactly once:
+ * `user-disconnected` and `#rtcio:peer-left`, nothing else (`messages[i]`
+ * labels peer i's assertion).
+ */
+export async function expectDeparture(leaverId, peers, leave, { ms = 5000, messages = [] } = {}) {
+  const marks = peers.map((p) => p.log.length);
+  await leave();
+  await until(() => peers.every((p, i) => seen(p, marks[i]).length >= 2), ms, "departure events");
+  await barrier(...peers);
+  peers.forEach((p, i) => assertDeparture(seen(p, marks[i]), leaverId, messages[i]));
 }
 
 /**

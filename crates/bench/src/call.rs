@@ -409,15 +409,7 @@ pub async fn run(ctx: &Ctx, args: &CallArgs) -> Result<Report, String> {
     if let Some((usage, _)) = &usage {
         usage.report(&mut report, "measured window");
     }
-    if let Some(rss) = ctx.rss() {
-        report.metric(
-            "server_rss_mb",
-            "server RSS at the end",
-            rss as f64 / 1e6,
-            "MB",
-            Better::Lower,
-        );
-    }
+    report.server_rss_at_end(ctx.rss());
     let failed = sh.calls_failed.load(Ordering::Relaxed);
     let order = sh.order_violations.load(Ordering::Relaxed);
     report.metric(

@@ -423,15 +423,7 @@ pub async fn run(ctx: &Ctx, args: &RelayArgs) -> Result<Report, String> {
             Better::Lower,
         );
     }
-    if let Some(rss) = rss {
-        report.metric(
-            "server_rss_mb",
-            "server RSS at the end",
-            rss as f64 / 1e6,
-            "MB",
-            Better::Lower,
-        );
-    }
+    report.server_rss_at_end(rss);
     report.metric(
         "bench_reads_per_env",
         "load generator reads per envelope",

@@ -262,6 +262,19 @@ impl Report {
         });
     }
 
+    /// The server's RSS when the measured phase ended (if its PID is known).
+    pub fn server_rss_at_end(&mut self, rss: Option<u64>) {
+        if let Some(rss) = rss {
+            self.metric(
+                "server_rss_mb",
+                "server RSS at the end",
+                rss as f64 / 1e6,
+                "MB",
+                Better::Lower,
+            );
+        }
+    }
+
     pub fn fail(&mut self, why: String) {
         self.failures.push(why);
     }

@@ -30,6 +30,13 @@ pub enum ErrorCode {
     RoomFull,
     /// The sender exceeded its event rate.
     RateLimited,
+    /// The socket is already in as many rooms as it may be.
+    TooManyRooms,
+    /// A dependency the action needs (the chat database, an access-policy
+    /// service) cannot be reached right now; retrying later may work.
+    Unavailable,
+    /// An administrator removed the socket.
+    Kicked,
 }
 
 impl ErrorCode {
@@ -44,6 +51,9 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::RoomFull => "room-full",
             ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::TooManyRooms => "too-many-rooms",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Kicked => "kicked",
         }
     }
 }
@@ -134,6 +144,9 @@ mod tests {
             ErrorCode::Forbidden,
             ErrorCode::RoomFull,
             ErrorCode::RateLimited,
+            ErrorCode::TooManyRooms,
+            ErrorCode::Unavailable,
+            ErrorCode::Kicked,
         ] {
             assert_eq!(
                 serde_json::to_value(code).unwrap(),

@@ -21,10 +21,12 @@
 
 pub mod errors;
 pub mod events;
+pub mod identity;
 pub mod relay;
 pub mod rooms;
 
 pub use errors::{ClientError, ErrorCode};
+pub use identity::{AuthError, Authenticator, Identity};
 pub use relay::{add_default_listeners, RelayScope};
 pub use rooms::{Peer, Rooms};
 

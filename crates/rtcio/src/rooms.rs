@@ -9,7 +9,7 @@
 //! other exactly once, which Node gets for free from its single thread.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use rtcio_engine::{DisconnectReason, Event, NamespaceBuilder, Room, Socket};
 use serde::Serialize;
@@ -33,11 +33,18 @@ pub struct Peer {
     pub media: Option<(bool, bool)>,
 }
 
+/// Runs after a socket newly joined a room (the room's name given), once
+/// `join-ok` is on its way: how other building blocks (chat history...) add
+/// to a join without touching the join itself.
+pub type JoinHook = Arc<dyn Fn(&Socket, &str) + Send + Sync>;
+
 /// The rooms building block: state shared by a namespace's handlers.
 #[derive(Default)]
 pub struct Rooms {
     /// Passwords of the rooms that have one; dropped when the room empties.
     passwords: Mutex<HashMap<Room, String>>,
+    /// Called after each new join, in registration order.
+    joined: RwLock<Vec<JoinHook>>,
 }
 
 /// The rooms a socket was in when it started leaving (kept for the cleanup after it left).
@@ -47,6 +54,18 @@ struct LeftRooms(Arc<[Room]>);
 impl Rooms {
     pub fn new() -> Arc<Self> {
         Arc::new(Rooms::default())
+    }
+
+    /// Adds a hook that runs after every new join (not after a re-join, which
+    /// only answers `join-ok`).
+    pub fn on_joined<F>(&self, f: F)
+    where
+        F: Fn(&Socket, &str) + Send + Sync + 'static,
+    {
+        self.joined
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(f));
     }
 
     fn passwords(&self) -> MutexGuard<'_, HashMap<Room, String>> {
@@ -173,6 +192,14 @@ impl Rooms {
             let _ = peers().emit(INIT_OFFER, &json!({ "source": socket.id() }));
         }
         join_ok(socket, room);
+        let hooks = self
+            .joined
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for hook in hooks {
+            hook(socket, room);
+        }
     }
 
     /// `check-room { roomId, password? }`: may this client join, and does it need a password?

@@ -11,8 +11,18 @@ import { MODES, ROOT, record, startServer, until, waitConnected } from "../lib/h
 
 export const KIND = process.env.RTCIO_SIGNALING_SERVER === "node" ? "node" : "rust";
 
-/** Starts the server on 127.0.0.1, port 0, with `extraArgs`; resolves to harness startServer's handle. */
-export async function startSignaling(extraArgs = []) {
+/**
+ * Environment every Rust server started by the suites gets, before a test's
+ * own `env`: features whose defaults would get in the way of suites about
+ * something else are set here (each suite about that feature overrides it).
+ */
+export const SUITE_ENV = {};
+
+/**
+ * Starts the server on 127.0.0.1, port 0, with `extraArgs` (and `env` on top
+ * of SUITE_ENV); resolves to harness startServer's handle.
+ */
+export async function startSignaling(extraArgs = [], { env = {} } = {}) {
   const args = ["--host", "127.0.0.1", "--port", "0", ...extraArgs];
   if (KIND === "node") {
     return startServer(process.execPath, [path.join(ROOT, "tests", "reference", "signaling.mjs"), ...args]);
@@ -21,7 +31,7 @@ export async function startSignaling(extraArgs = []) {
   if (!existsSync(bin)) {
     throw new Error(`${bin} not found: run \`cargo build -p rtcio-server\` or set RTCIO_SIGNALING_SERVER=node`);
   }
-  return startServer(bin, args);
+  return startServer(bin, args, { env: { ...SUITE_ENV, ...env } });
 }
 
 let seq = 0;

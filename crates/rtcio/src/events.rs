@@ -33,4 +33,6 @@ pub mod app {
     pub const STOP_SCREEN_SHARE: &str = "stopScreenShare";
     /// The one error event: `{ code, message, roomId? }`.
     pub const ERROR: &str = "error";
+    /// Asks for ICE servers with short-lived TURN credentials; the ack answers `{ iceServers }`.
+    pub const ASK_ICE: &str = "ask-ice";
 }

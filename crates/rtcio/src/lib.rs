@@ -21,11 +21,13 @@
 
 pub mod errors;
 pub mod events;
+pub mod ice;
 pub mod identity;
 pub mod relay;
 pub mod rooms;
 
 pub use errors::{ClientError, ErrorCode};
+pub use ice::{Ice, IceConfig, IceServers, TurnSecrets, TurnTransports};
 pub use identity::{AuthError, Authenticator, Identity};
 pub use relay::{add_default_listeners, RelayScope};
 pub use rooms::{Peer, Rooms};

@@ -12,10 +12,15 @@ use crate::config::Settings;
 pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
     let mut builder = Builder::new(settings.engine_config()?, settings.relay_scope);
     Rooms::new().attach(builder.signaling(&settings.namespace));
+    let ice = settings.ice.build()?;
+    ice.attach(builder.signaling(&settings.namespace));
     let io = builder.build();
+    // GET /ice takes the socket's authenticator once JWT auth is wired (None: auth off).
+    let ice_routes = ice.router(None, &io.config().cors);
     let router = Router::new()
         .route("/health", get(health))
-        .route_service("/socket.io/", io.service());
+        .route_service("/socket.io/", io.service())
+        .merge(ice_routes);
     Ok((io, router))
 }
 

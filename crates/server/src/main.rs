@@ -2,6 +2,7 @@
 
 mod app;
 mod config;
+mod ice;
 mod shutdown;
 
 use std::io::IsTerminal;

@@ -9,7 +9,8 @@ import { existsSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
-import { ROOT, until } from "../lib/harness.mjs";
+import { ROOT, ask, until } from "../lib/harness.mjs";
+import { expectMinted } from "../ice/ice.mjs";
 import { barrier, clientPool, expectDeparture, join, threeClientScenario, uniqueRoom, waitAny } from "../server/server.mjs";
 
 const DIR = process.env.RTCIO_EXAMPLES_DIR ?? path.join(ROOT, "target", "debug", "examples");
@@ -32,7 +33,7 @@ function freePort() {
  * `ok`. Retries on another port if the process exits first (the port was
  * taken between the probe and the bind).
  */
-async function startExample(name) {
+async function startExample(name, env = {}) {
   const bin = path.join(DIR, name);
   if (!existsSync(bin)) {
     throw new Error(`${bin} not found: run \`cargo build --workspace --all-targets\` or set RTCIO_EXAMPLES_DIR`);
@@ -41,7 +42,7 @@ async function startExample(name) {
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     const proc = spawn(bin, [], {
-      env: { ...process.env, PORT: String(port), RUST_LOG: process.env.RUST_LOG ?? "warn" },
+      env: { ...process.env, PORT: String(port), RUST_LOG: process.env.RUST_LOG ?? "warn", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
@@ -412,6 +413,28 @@ describe("example rooms_building_block", () => {
         await barrier(A);
         await expectDeparture(B.id, [A], () => B.socket.disconnect());
       });
+    });
+  }
+});
+
+// ---------------------------------------------------------------------------
+// wire_ice: the seed's wireIce. ask-ice answers the seed's four ICE servers
+// for TURN_HOST, username = now + 600 s, credential = HMAC-SHA1(TURN_SECRET).
+// ---------------------------------------------------------------------------
+describe("example wire_ice", () => {
+  const env = { TURN_SECRET: "example-turn-secret", TURN_HOST: "turn.example.test" };
+  let server;
+  before(async () => {
+    server = await startExample("wire_ice", env);
+  });
+  after(() => server?.stop());
+  const pool = clientPool();
+  afterEach(() => pool.closeAll());
+
+  for (const mode of ["websocket", "polling"]) {
+    it(`ask-ice answers { iceServers } with credentials minted from TURN_SECRET (${mode})`, async () => {
+      const { socket } = await pool.connect(server.url, mode);
+      await expectMinted(() => ask(socket, "ask-ice"), { hosts: [env.TURN_HOST], secret: env.TURN_SECRET });
     });
   }
 });

@@ -543,6 +543,16 @@ mod tests {
             serde_json::to_value(ice.servers(None)).unwrap(),
             serde_json::json!({ "iceServers": [{ "urls": "stun:stun.example.net:3478" }] })
         );
+        // A TURN host without a secret is still a STUN server.
+        let ice = Ice::new(IceConfig {
+            hosts: vec!["turn.example.org".into()],
+            ..IceConfig::default()
+        })
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(ice.servers(Some("alice"))).unwrap(),
+            serde_json::json!({ "iceServers": [{ "urls": "stun:turn.example.org:3478" }] })
+        );
     }
 
     #[test]

@@ -19,13 +19,17 @@
 //! # }
 //! ```
 
+pub mod chat;
 pub mod errors;
 pub mod events;
+pub mod history;
 pub mod identity;
 pub mod relay;
 pub mod rooms;
 
+pub use chat::{Chat, ChatConfig};
 pub use errors::{ClientError, ErrorCode};
+pub use history::{ChatStore, SqlStore};
 pub use identity::{AuthError, Authenticator, Identity};
 pub use relay::{add_default_listeners, RelayScope};
 pub use rooms::{Peer, Rooms};

@@ -18,8 +18,10 @@ pub struct ChatSettings {
     pub database_url: Option<String>,
 
     /// Store nothing: chat is relayed with the same validation, without
-    /// history (no database is opened, no `chat-history` on join).
-    #[arg(long, env = "NO_HISTORY", default_value_t = false)]
+    /// history (no database is opened, no `chat-history` on join). The
+    /// variable takes 1/0, true/false, yes/no, on/off.
+    #[arg(long, env = "NO_HISTORY", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub no_history: bool,
 
     /// Messages older than this are deleted (`30d`, `12h`, `90m`, `45s`; `0` keeps them forever).

@@ -112,10 +112,8 @@ async fn sender(
         }
         match classify(text) {
             Incoming::Ping => c.ws.queue("3"),
-            Incoming::Event("chat-message", _) => {
-                if sh.measuring.load(Ordering::Relaxed) {
-                    sh.counts.delivered.fetch_add(1, Ordering::Relaxed);
-                }
+            Incoming::Event("chat-message", _) if sh.measuring.load(Ordering::Relaxed) => {
+                sh.counts.delivered.fetch_add(1, Ordering::Relaxed);
             }
             Incoming::Event("error", rest) => {
                 sh.first_error.record(format!("error: {rest:.160}"));

@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rtcio_engine::{AckSender, Event, NamespaceBuilder, Payload, Socket};
 use serde_json::{json, Map, Value};
@@ -112,6 +112,7 @@ impl Chat {
                 config: config.clone(),
                 ids: ids.clone(),
                 writing: writing.clone(),
+                failed_at: None,
             };
             tokio::spawn(writer.run(rx));
             tx
@@ -352,10 +353,18 @@ struct Writer {
     config: ChatConfig,
     ids: Arc<Ids>,
     writing: Arc<AtomicBool>,
+    /// When the last write failed: for [`RETRY_AFTER`] after a failure,
+    /// messages are refused at once instead of each batch waiting out the
+    /// connection timeout again, so a queue that built up during an outage
+    /// drains in milliseconds, not minutes.
+    failed_at: Option<Instant>,
 }
 
+/// How long after a failed write the database is assumed to be still down.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 impl Writer {
-    async fn run(self, mut rx: mpsc::Receiver<Job>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let max = self.config.batch_max.max(1);
         let mut jobs = Vec::with_capacity(max);
         let mut seeded = false;
@@ -389,19 +398,21 @@ impl Writer {
         }
     }
 
-    async fn flush(&self, batch: &mut Batch) {
+    async fn flush(&mut self, batch: &mut Batch) {
         if batch.messages.is_empty() {
             return;
         }
         let n = batch.messages.len();
-        let result = match tokio::time::timeout(
-            self.config.write_timeout,
-            self.store.insert(&batch.messages),
-        )
-        .await
-        {
-            Ok(result) => result.map_err(|e| e.to_string()),
-            Err(_) => Err("the write timed out".to_owned()),
+        let result = if self.failed_at.is_some_and(|at| at.elapsed() < RETRY_AFTER) {
+            Err("the database was unreachable a moment ago".to_owned())
+        } else {
+            let write = self.store.insert(&batch.messages);
+            let result = match tokio::time::timeout(self.config.write_timeout, write).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => Err("the write timed out".to_owned()),
+            };
+            self.failed_at = result.is_err().then(Instant::now);
+            result
         };
         self.writing.store(result.is_ok(), Ordering::Relaxed);
         metrics::histogram!("rtcio_chat_batch_size").record(n as f64);

@@ -4,7 +4,8 @@
 //! [`rtcio_engine`]: the reserved event names ([`events`]), the default
 //! listeners (the `#rtcio:message` relay and the `#rtcio:peer-left` hint,
 //! [`relay`]), and the reference server's rooms & presence ([`rooms`]), each a
-//! building block a namespace opts into.
+//! building block a namespace opts into; and server-routed chat with durable
+//! history ([`chat`] over the [`history`] store: SQLite or PostgreSQL).
 //!
 //! ```no_run
 //! use rtcio::{Builder, RelayScope, Rooms};

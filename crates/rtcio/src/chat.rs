@@ -199,26 +199,20 @@ impl Chat {
             fan_out(&message, socket, false);
             return accept(&message, ack);
         };
-        let job = Job::Message {
-            message,
-            sender: socket.clone(),
-            ack,
-        };
-        if let Err(e) = queue.try_send(job) {
-            let (socket, ack, room) = match e.into_inner() {
-                Job::Message {
-                    sender,
-                    ack,
-                    message,
-                } => (sender, ack, message.room_id),
-                Job::History { .. } => unreachable!("a message was queued"),
-            };
-            let e = ClientError::new(
-                ErrorCode::Unavailable,
-                "chat is busy storing messages; try again shortly",
-            )
-            .in_room(room);
-            refuse(&socket, ack, &e, "unavailable");
+        match queue.try_reserve() {
+            Ok(slot) => slot.send(Job::Message {
+                message,
+                sender: socket.clone(),
+                ack,
+            }),
+            Err(_) => {
+                let e = ClientError::new(
+                    ErrorCode::Unavailable,
+                    "chat is busy storing messages; try again shortly",
+                )
+                .in_room(message.room_id);
+                refuse(socket, ack, &e, "unavailable");
+            }
         }
     }
 

@@ -18,7 +18,10 @@ describe("rtcio-bench smoke runs against rtcio-server", () => {
   let server;
   const dir = mkdtempSync(path.join(tmpdir(), "rtcio-bench-"));
   before(async () => {
-    server = await startServer(SERVER, ["--host", "127.0.0.1", "--port", "0"]);
+    // Chat history in a temporary SQLite file (never ./rtcio.db).
+    server = await startServer(SERVER, ["--host", "127.0.0.1", "--port", "0"], {
+      env: { NO_HISTORY: "0", DATABASE_URL: `sqlite://${path.join(dir, "chat.db")}` },
+    });
   });
   after(() => server?.stop());
 
@@ -39,6 +42,13 @@ describe("rtcio-bench smoke runs against rtcio-server", () => {
     assert.ok(metric("throughput") > 0, "some envelopes were relayed");
     assert.equal(metric("lost"), 0);
     assert.equal(metric("out_of_order"), 0);
+  });
+
+  it("chat: messages are stored, acknowledged and fanned out", async () => {
+    const metric = await bench("chat");
+    assert.ok(metric("stored_per_s") > 0, "some messages were stored");
+    assert.ok(metric("delivered_per_s") > 0, "some messages were fanned out");
+    assert.equal(metric("refused"), 0);
   });
 
   for (const scenario of ["rooms", "call", "churn"]) {

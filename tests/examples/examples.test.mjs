@@ -5,7 +5,8 @@
 // about it, so the test picks a free port and polls GET /health.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import net from "node:net";
 import path from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
@@ -437,4 +438,51 @@ describe("example wire_ice", () => {
       await expectMinted(() => ask(socket, "ask-ice"), { hosts: [env.TURN_HOST], secret: env.TURN_SECRET });
     });
   }
+});
+
+// ---------------------------------------------------------------------------
+// chat_history: the seed's "Persisting chat history" recipe. History survives
+// a restart of the server on the same database.
+// ---------------------------------------------------------------------------
+describe("example chat_history (websocket)", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "rtcio-example-chat-"));
+  const env = { DATABASE_URL: `sqlite://${path.join(dir, "chat.db")}` };
+  const pool = clientPool();
+  after(() => {
+    pool.closeAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("stores before fanning out, and a later joiner gets the history, even after a restart", async () => {
+    const R = uniqueRoom("recipe");
+    const history = (client) => new Promise((resolve) => client.socket.once("chat-history", (messages, roomId) => resolve([messages, roomId])));
+    let server = await startExample("chat_history", env);
+    try {
+      const A = await pool.connect(server.url, "websocket");
+      const B = await pool.connect(server.url, "websocket");
+      const firstHistory = history(A);
+      await join(A, R, "alice");
+      assert.deepEqual(await firstHistory, [[], R]);
+      await join(B, R, "bob");
+      const live = waitAny(B.socket, ["chat-message"]);
+      const ack = await A.socket.timeout(5000).emitWithAck("chat-message", { roomId: R, text: "hello" });
+      assert.equal(ack.ok, true);
+      const [, message] = await live;
+      assert.deepEqual({ ...message, at: 0 }, { id: ack.id, roomId: R, from: A.id, name: "alice", text: "hello", at: 0 });
+    } finally {
+      pool.closeAll();
+      await server.stop();
+    }
+    server = await startExample("chat_history", env);
+    try {
+      const C = await pool.connect(server.url, "websocket");
+      const later = history(C);
+      await join(C, R, "carol");
+      const [messages, roomId] = await later;
+      assert.equal(roomId, R);
+      assert.deepEqual(messages.map((m) => [m.name, m.text]), [["alice", "hello"]]);
+    } finally {
+      await server.stop();
+    }
+  });
 });

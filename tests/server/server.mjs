@@ -16,7 +16,9 @@ export const KIND = process.env.RTCIO_SIGNALING_SERVER === "node" ? "node" : "ru
  * own `env`: features whose defaults would get in the way of suites about
  * something else are set here (each suite about that feature overrides it).
  */
-export const SUITE_ENV = {};
+// NO_HISTORY: chat history off, so no suite writes ./rtcio.db and no join is
+// followed by `chat-history` (chat.test.mjs turns it on with its own database).
+export const SUITE_ENV = { NO_HISTORY: "1" };
 
 /**
  * Starts the server on 127.0.0.1, port 0, with `extraArgs` (and `env` on top

@@ -5,6 +5,7 @@
 //! visible. See BENCHMARKS.md at the repository root.
 
 mod call;
+mod chat;
 mod churn;
 mod relay;
 mod rooms;
@@ -75,6 +76,8 @@ enum Cmd {
     Call(call::CallArgs),
     /// Connect/join/leave/disconnect cycles: rate and server RSS growth.
     Churn(churn::ChurnArgs),
+    /// Server-routed chat: messages stored and fanned out per second, ack latency.
+    Chat(chat::ChatArgs),
     /// Print a comparison table of JSON result files.
     Table(TableArgs),
 }
@@ -238,6 +241,7 @@ fn main() -> ExitCode {
         Cmd::Rooms(a) => a.sockets,
         Cmd::Call(a) => 4 * a.concurrency,
         Cmd::Churn(a) => a.concurrency * 2,
+        Cmd::Chat(a) => a.rooms * a.room_size,
         Cmd::Table(_) => 0,
     };
     let source_addrs = if cli.source_addrs == 0 {
@@ -277,6 +281,7 @@ fn main() -> ExitCode {
             Cmd::Rooms(a) => rooms::run(&ctx, a).await,
             Cmd::Call(a) => call::run(&ctx, a).await,
             Cmd::Churn(a) => churn::run(&ctx, a).await,
+            Cmd::Chat(a) => chat::run(&ctx, a).await,
             Cmd::Table(_) => unreachable!(),
         }
     });

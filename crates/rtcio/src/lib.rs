@@ -4,7 +4,8 @@
 //! [`rtcio_engine`]: the reserved event names ([`events`]), the default
 //! listeners (the `#rtcio:message` relay and the `#rtcio:peer-left` hint,
 //! [`relay`]), and the reference server's rooms & presence ([`rooms`]), each a
-//! building block a namespace opts into.
+//! building block a namespace opts into; and server-routed chat with durable
+//! history ([`chat`] over the [`history`] store: SQLite or PostgreSQL).
 //!
 //! ```no_run
 //! use rtcio::{Builder, RelayScope, Rooms};
@@ -19,14 +20,18 @@
 //! # }
 //! ```
 
+pub mod chat;
 pub mod errors;
 pub mod events;
+pub mod history;
 pub mod ice;
 pub mod identity;
 pub mod relay;
 pub mod rooms;
 
+pub use chat::{Chat, ChatConfig};
 pub use errors::{ClientError, ErrorCode};
+pub use history::{ChatStore, SqlStore};
 pub use ice::{Ice, IceConfig, IceServers, TurnSecrets, TurnTransports};
 pub use identity::{AuthError, Authenticator, Identity};
 pub use relay::{add_default_listeners, RelayScope};

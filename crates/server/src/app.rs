@@ -11,7 +11,11 @@ use crate::config::Settings;
 /// The Socket.IO server and the router that serves it.
 pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
     let mut builder = Builder::new(settings.engine_config()?, settings.relay_scope);
-    Rooms::new().attach(builder.signaling(&settings.namespace));
+    let rooms = Rooms::new();
+    rooms.attach(builder.signaling(&settings.namespace));
+    settings
+        .chat
+        .attach(builder.signaling(&settings.namespace), &rooms)?;
     let ice = settings.ice.build()?;
     ice.attach(builder.signaling(&settings.namespace));
     let io = builder.build();

@@ -61,6 +61,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub ice: crate::ice::IceSettings,
+
+    #[command(flatten)]
+    pub chat: crate::chat::ChatSettings,
 }
 
 /// Parses `250ms`, `25s`, `2m` or a bare number of seconds.

@@ -1,6 +1,7 @@
 //! `rtcio-server`: parse the settings, build the pieces, serve, shut down gracefully.
 
 mod app;
+mod chat;
 mod config;
 mod ice;
 mod shutdown;

@@ -16,6 +16,7 @@ pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
     let router = Router::new()
         .route("/health", get(health))
         .route_service("/socket.io/", io.service());
+    let router = crate::demo::mount(router, &settings.demo, &settings.namespace);
     Ok((io, router))
 }
 

@@ -316,7 +316,8 @@ function leaveCall(message) {
 function makeTile(key) {
   const tile = $("tile-template").content.firstElementChild.cloneNode(true);
   tile.dataset.peer = key;
-  $("tiles").append(tile);
+  if (key === "self") $("tiles").prepend(tile);
+  else $("tiles").append(tile);
   return tile;
 }
 
@@ -402,7 +403,8 @@ function renderPeer(peer) {
   if (vt && video.srcObject?.getVideoTracks()[0] !== vt) video.srcObject = new MediaStream([vt]);
   if (at && audio.srcObject?.getAudioTracks()[0] !== at) {
     audio.srcObject = new MediaStream([at]);
-    audio.play().catch(() => showStatus("Click anywhere to hear the others (the browser blocked autoplay).", "warn"));
+    // Pages that capture nothing may not start sound on their own: offer a button.
+    audio.play().catch(() => ($("enable-sound").hidden = false));
   }
   tile.classList.toggle("no-video", !vt || peer.media?.cam === false);
   setBadge(tile, "mic", peer.media ? peer.media.mic : null);
@@ -550,6 +552,7 @@ $("copy-link").addEventListener("click", async () => {
 });
 document.addEventListener("click", () => {
   for (const el of document.querySelectorAll(".tile audio")) if (el.srcObject && el.paused) el.play().catch(() => {});
+  $("enable-sound").hidden = true;
 });
 
 // A closed or reloaded tab says goodbye: peers drop its tile at once instead

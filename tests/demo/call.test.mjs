@@ -4,12 +4,12 @@
 // a closed page's tile goes away.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { KIND, startSignaling, uniqueRoom } from "../server/server.mjs";
+import { KIND, startSignaling } from "../server/server.mjs";
 import { launch, remoteNames, roomUrl, screenshot, waitForTiles, waitForVideos } from "./browser.mjs";
 
 describe("demo app: a call in Chromium", { skip: KIND === "node" && "the demo page is served by the Rust binary" }, () => {
   let server, browser;
-  const room = uniqueRoom("call");
+  let room;
   const pages = {};
   const url = (name) => roomUrl(server.url, room, name);
 
@@ -22,8 +22,15 @@ describe("demo app: a call in Chromium", { skip: KIND === "node" && "the demo pa
     await server?.stop();
   });
 
+  test("a page opened without a room gets an unguessable one and a link to share", async () => {
+    pages.alice = await browser.open(`${server.url}/?name=alice&autojoin=1`);
+    await pages.alice.waitForSelector("#call:not([hidden])", { timeout: 30_000 });
+    room = await pages.alice.textContent("#room-name");
+    assert.match(room, /^[a-z]+-[a-z]+-[0-9a-f]{8}$/);
+    assert.equal(await pages.alice.inputValue("#room-link"), `${server.url}/?room=${room}`);
+  });
+
   test("two pages receive each other's video, media-state badges and a DataChannel wave", async () => {
-    pages.alice = await browser.open(url("alice"));
     pages.bob = await browser.open(url("bob"));
     await waitForVideos(pages.alice, ["bob"]);
     await waitForVideos(pages.bob, ["alice"]);
@@ -39,6 +46,30 @@ describe("demo app: a call in Chromium", { skip: KIND === "node" && "the demo pa
     await pages.alice.click("#toggle-mic");
     await pages.bob.waitForSelector('.tile.remote[data-name="alice"] .badge.mic:not(.off):not(.unknown)', { timeout: 30_000 });
     assert.equal(await pages.bob.textContent('.tile.remote[data-name="alice"] .state'), "connected");
+  });
+
+  test("screen share: the others get the screen instead of the camera, and stopScreenShare ends it", async () => {
+    const size = (page, name) => page.$eval(`.tile.remote[data-name="${name}"] video`, (v) => `${v.videoWidth}x${v.videoHeight}`);
+    const camera = await size(pages.bob, "alice");
+    await pages.alice.click("#toggle-screen");
+    await pages.bob.waitForSelector('.tile.remote[data-name="alice"] .badge.screen:not([hidden])', { timeout: 30_000 });
+    // Chromium's fake capture of the screen is not the fake camera's 640x480.
+    await pages.bob.waitForFunction(
+      (cam) => {
+        const v = document.querySelector('.tile.remote[data-name="alice"] video');
+        return v.videoWidth > 0 && `${v.videoWidth}x${v.videoHeight}` !== cam;
+      },
+      camera,
+      { timeout: 30_000, polling: 100 },
+    );
+    await pages.alice.click("#toggle-screen");
+    // The badge goes on the server's stopScreenShare, and the camera comes back.
+    await pages.bob.waitForSelector('.tile.remote[data-name="alice"] .badge.screen', { state: "hidden", timeout: 30_000 });
+    await pages.bob.waitForFunction(
+      (cam) => `${document.querySelector('.tile.remote[data-name="alice"] video').videoWidth}x${document.querySelector('.tile.remote[data-name="alice"] video').videoHeight}` === cam,
+      camera,
+      { timeout: 30_000, polling: 100 },
+    );
   });
 
   test("a late third page makes a full mesh: every page plays two remote videos", async () => {

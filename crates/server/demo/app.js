@@ -198,7 +198,8 @@ function connect() {
     backToLobby();
   });
   socket.on("error", (err) => {
-    showStatus(describe(err?.code, err?.message), "error");
+    // An unreachable peer is usually one that just left: worth a note, not an alarm.
+    showStatus(describe(err?.code, err?.message), err?.code === "peer-unreachable" ? "warn" : "error");
     if (err?.code === "kicked") leaveCall(describe("kicked"));
   });
 
@@ -213,9 +214,8 @@ function connect() {
     const peer = state.peers.get(id);
     if (!peer) return;
     // A hint only: the peer may just have lost its signaling link. A call
-    // that is up stays until WebRTC itself says it is gone.
-    if (peer.pc?.connectionState === "connected") peer.leaving = true;
-    else dropPeer(id);
+    // that is up stays until WebRTC or the DataChannel says it is gone.
+    if (peer.hint()) dropPeer(id);
   });
   socket.on("#rtcio:init-offer", ({ source }) => {
     const peer = state.peers.get(source) ?? addPeer(source);
@@ -439,7 +439,7 @@ function onPeerData(peer, msg) {
     clearTimeout(peer.waveTimer);
     peer.waveTimer = setTimeout(() => (wave.hidden = true), 8000);
   } else if (msg.t === "screen") {
-    peer.screen = Boolean(msg.on);
+    peer.screen = true;
     renderPeer(peer);
   } else if (msg.t === "bye") {
     dropPeer(peer.id);
@@ -490,10 +490,8 @@ function stopScreen(announce) {
   if (!track) return;
   state.screen = null;
   track.stop();
-  for (const peer of state.peers.values()) {
-    peer.setVideo(null);
-    peer.message({ t: "screen", on: false });
-  }
+  // The others learn it from the server's `stopScreenShare`, as rtc.io clients do.
+  for (const peer of state.peers.values()) peer.setVideo(null);
   if (announce && state.inCall) state.socket?.emit("stopScreenShare", { roomId: state.roomId });
   renderLocal();
   sendMediaState();

@@ -30,6 +30,7 @@ export class Peer {
     // candidate must not reach the connection before its description.
     this.queue = Promise.resolve();
     this.leaving = false; // `#rtcio:peer-left` arrived while the connection was up
+    this.hintAt = 0;
     this.media = null; // last media-state { mic, cam }
     this.rtt = null;
   }
@@ -118,6 +119,11 @@ export class Peer {
       if (msg.t === "ping") this.message({ t: "pong", at: msg.at });
       else if (msg.t === "pong") {
         this.rtt = Math.round(performance.now() - msg.at);
+        // Answered a ping sent after the departure hint: the tab is alive, only its signaling blipped.
+        if (this.leaving && msg.at >= this.hintAt) {
+          this.leaving = false;
+          clearTimeout(this.hintTimer);
+        }
         this.events.state(this);
       } else this.events.data(this, msg);
     };
@@ -181,9 +187,26 @@ export class Peer {
     }
     transceiver.sender.replaceTrack(next).catch((e) => console.warn("replaceTrack failed", e));
     if (next && (transceiver.direction === "recvonly" || transceiver.direction === "inactive")) {
-      transceiver.sender.setStreams(this.local.stream);
+      transceiver.sender.setStreams?.(this.local.stream); // not in every browser; the far side needs no stream
       transceiver.direction = "sendrecv";
     }
+  }
+
+  /**
+   * `#rtcio:peer-left` is a hint: the server lost this peer's signaling
+   * link, which may be a blip it recovers from. True when the peer should
+   * go now (no working connection); otherwise it goes once WebRTC reports
+   * the connection down, or when no DataChannel ping sent after the hint is
+   * answered within `grace` ms; an answer cancels the hint.
+   */
+  hint(grace = 6000) {
+    if (this.pc?.connectionState !== "connected") return true;
+    if (this.leaving) return false;
+    this.leaving = true;
+    this.hintAt = performance.now();
+    this.message({ t: "ping", at: this.hintAt });
+    this.hintTimer = setTimeout(() => this.leaving && this.events.closed(this, "silent"), grace);
+    return false;
   }
 
   /** ICE restart after our signaling link came back (the network may have changed). */
@@ -194,6 +217,7 @@ export class Peer {
 
   close() {
     clearInterval(this.pinger);
+    clearTimeout(this.hintTimer);
     try {
       this.dc?.close();
       this.pc?.close();

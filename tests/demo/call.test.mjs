@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { KIND, startSignaling } from "../server/server.mjs";
 import { launch, remoteNames, roomUrl, screenshot, waitForTiles, waitForVideos } from "./browser.mjs";
 
-describe("demo app: a call in Chromium", { skip: KIND === "node" && "the demo page is served by the Rust binary" }, () => {
+describe("demo app: a call in Chromium", { timeout: 600_000, skip: KIND === "node" && "the demo page is served by the Rust binary" }, () => {
   let server, browser;
   let room;
   const pages = {};

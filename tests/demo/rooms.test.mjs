@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { KIND, startSignaling, uniqueRoom } from "../server/server.mjs";
 import { launch, roomUrl, waitForStatus, waitForTiles, waitForVideos } from "./browser.mjs";
 
-describe("demo app: passwords, receive-only, long-polling", { skip: KIND === "node" && "the demo page is served by the Rust binary" }, () => {
+describe("demo app: passwords, receive-only, long-polling", { timeout: 600_000, skip: KIND === "node" && "the demo page is served by the Rust binary" }, () => {
   let server, browser;
   before(async () => {
     server = await startSignaling();

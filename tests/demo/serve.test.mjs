@@ -1,7 +1,10 @@
 // The binary serves the demo app at `/` with its assets under `/demo/`, and
 // `--no-demo` / `DEMO=false` remove it while signaling keeps working.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { test } from "node:test";
+import { ROOT } from "../lib/harness.mjs";
 import { KIND, startSignaling } from "../server/server.mjs";
 
 const skip = KIND === "node" && "the demo page is served by the Rust binary";
@@ -57,3 +60,18 @@ for (const [label, args, env] of [
     }
   });
 }
+
+test("the page has a message for every join-error reason and error code of crates/rtcio/src/errors.rs", { skip }, async () => {
+  const source = readFileSync(path.join(ROOT, "crates", "rtcio", "src", "errors.rs"), "utf8");
+  const codes = [...source.matchAll(/ErrorCode::\w+ => "([a-z-]+)"/g)].map((m) => m[1]);
+  assert.ok(codes.length >= 12, `codes found in errors.rs: ${codes}`);
+  const server = await startSignaling();
+  try {
+    const app = await (await fetch(`${server.url}/demo/app.js`)).text();
+    const table = app.slice(app.indexOf("const MESSAGES = {"), app.indexOf("};", app.indexOf("const MESSAGES = {")));
+    const missing = codes.filter((code) => !new RegExp(`^\\s*"?${code}"?: "`, "m").test(table));
+    assert.deepEqual(missing, [], "codes without a message in app.js MESSAGES");
+  } finally {
+    await server.stop();
+  }
+});

@@ -25,6 +25,7 @@ pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
         .route("/health", get(health))
         .route_service("/socket.io/", io.service())
         .merge(ice_routes);
+    let router = crate::demo::mount(router, &settings.demo, &settings.namespace);
     Ok((io, router))
 }
 

@@ -64,6 +64,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub chat: crate::chat::ChatSettings,
+
+    #[command(flatten)]
+    pub demo: crate::demo::DemoArgs,
 }
 
 /// Parses `250ms`, `25s`, `2m` or a bare number of seconds.

@@ -3,6 +3,7 @@
 mod app;
 mod chat;
 mod config;
+mod demo;
 mod ice;
 mod shutdown;
 

@@ -19,12 +19,14 @@
 //! # }
 //! ```
 
+pub mod admin;
 pub mod errors;
 pub mod events;
 pub mod identity;
 pub mod relay;
 pub mod rooms;
 
+pub use admin::Admin;
 pub use errors::{ClientError, ErrorCode};
 pub use identity::{AuthError, Authenticator, Identity};
 pub use relay::{add_default_listeners, RelayScope};

@@ -6,16 +6,26 @@ use axum::Router;
 use rtcio::{Builder, Rooms};
 use rtcio_engine::Server;
 
+use crate::admin;
 use crate::config::Settings;
 
 /// The Socket.IO server and the router that serves it.
 pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
     let mut builder = Builder::new(settings.engine_config()?, settings.relay_scope);
-    Rooms::new().attach(builder.signaling(&settings.namespace));
+    let rooms = Rooms::new();
+    rooms.attach(builder.signaling(&settings.namespace));
+    let admin = admin::install(
+        &mut builder,
+        &settings.admin,
+        &settings.namespace,
+        &rooms,
+        None,
+    )?;
     let io = builder.build();
     let router = Router::new()
         .route("/health", get(health))
         .route_service("/socket.io/", io.service());
+    let router = admin::mount(router, admin.as_ref(), &io, &settings.namespace)?;
     Ok((io, router))
 }
 

@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import { io } from "socket.io-client";
-import { MODES, ROOT, modes, until } from "../lib/harness.mjs";
+import { MODES, ROOT, modes, startServer, until } from "../lib/harness.mjs";
 import {
   KIND,
   assertDeparture,
@@ -343,4 +343,82 @@ describe("admin token checks at start-up", { skip }, () => {
     assert.match(r.stdout, /\[env: ADMIN_TOKEN\]/);
     assert.ok(!r.stdout.includes(TOKEN));
   });
+});
+
+// The Authenticator path (what JWT authentication plugs into): the rtcio
+// test fixture `admin_fixture` maps tokens to identities, on the signaling
+// namespace and for /admin.
+describe("admin with an authenticator (identities, kick by user)", { skip }, () => {
+  const USERS = {
+    "tok-root": { userId: "root", name: "Root", admin: true },
+    "tok-ann-1": { userId: "ann", name: "Ann" },
+    "tok-ann-2": { userId: "ann", name: "Ann" },
+    "tok-ben": { userId: "ben", name: "Ben" },
+  };
+  let server;
+  before(async () => {
+    const bin = process.env.RTCIO_ADMIN_FIXTURE_BIN ?? path.join(ROOT, "target", "debug", "examples", "admin_fixture");
+    server = await startServer(bin, [], { env: { PORT: "0", FIXTURE_USERS: JSON.stringify(USERS) } });
+  });
+  after(() => server?.stop());
+
+  for (const mode of ["websocket", "polling"]) {
+    describe(`authenticator (${mode})`, () => {
+      const pool = clientPool();
+      afterEach(() => pool.closeAll());
+      const user = (token) => pool.connect(server.url, mode, token ? { auth: { token } } : {});
+
+      it("an admin identity opens /admin; a user who is not an admin, or an unknown token, does not", async () => {
+        const X = await pool.connect(`${server.url}/admin`, mode, { auth: { token: "tok-root" } });
+        assert.ok(X.socket.connected);
+        const notAdmin = await refusal(`${server.url}/admin`, mode, { auth: { token: "tok-ben" } });
+        assert.equal(notAdmin.message, "not an admin");
+        assert.equal(notAdmin.data?.code, "forbidden");
+        const unknown = await refusal(`${server.url}/admin`, mode, { auth: { token: "tok-nobody" } });
+        assert.equal(unknown.message, "invalid token");
+        const none = await refusal(`${server.url}/admin`, mode, {});
+        assert.equal(none.message, "missing token");
+      });
+
+      it("list-rooms shows user ids; kick by user id disconnects every socket of that user", async () => {
+        const [R1, R2] = [uniqueRoom("user"), uniqueRoom("user")];
+        const ann1 = await user("tok-ann-1");
+        const ann2 = await user("tok-ann-2");
+        const ben = await user("tok-ben");
+        const guest = await user();
+        await join(ann1, R1, "ann (laptop)");
+        await join(ben, R1, "ben");
+        await join(ann2, R2, "");
+        await join(guest, R2, "guest");
+        const X = await pool.connect(`${server.url}/admin`, mode, { auth: { token: "tok-root" } });
+
+        const list = await ask(X, "list-rooms");
+        const byId = Object.fromEntries(list.rooms.map((r) => [r.roomId, r.members]));
+        assert.deepEqual(byId[R1], [
+          { id: ann1.id, name: "ann (laptop)", userId: "ann" },
+          { id: ben.id, name: "ben", userId: "ben" },
+        ]);
+        assert.deepEqual(byId[R2], [
+          { id: ann2.id, name: "Ann", userId: "ann" },
+          { id: guest.id, name: "guest", userId: null },
+        ]);
+
+        const marks = [ben, guest].map((p) => p.log.length);
+        const gone = [ann1, ann2].map((p) => new Promise((resolve) => p.socket.once("disconnect", (reason) => resolve([reason, p.log.at(-1)]))));
+        const reply = await ask(X, "kick", { userId: "ann", reason: "account closed" });
+        assert.equal(reply.ok, true);
+        assert.deepEqual([...reply.kicked].sort(), [ann1.id, ann2.id].sort());
+        for (const [reason, last] of await Promise.all(gone)) {
+          assert.equal(reason, "io server disconnect");
+          assert.deepEqual(last, ["error", { code: "kicked", message: "account closed" }]);
+        }
+        await until(() => seen(ben, marks[0]).length >= 2 && seen(guest, marks[1]).length >= 2, 5000, "departures");
+        await barrier(ben, guest);
+        assertDeparture(seen(ben, marks[0]), ann1.id, "ben hears ann's laptop leave");
+        assertDeparture(seen(guest, marks[1]), ann2.id, "guest hears ann's other tab leave");
+        assert.ok(ben.socket.connected && guest.socket.connected);
+        assertAckError(await ask(X, "kick", { userId: "ann" }), "not-found");
+      });
+    });
+  }
 });

@@ -4,7 +4,8 @@
 //! [`rtcio_engine`]: the reserved event names ([`events`]), the default
 //! listeners (the `#rtcio:message` relay and the `#rtcio:peer-left` hint,
 //! [`relay`]), and the reference server's rooms & presence ([`rooms`]), each a
-//! building block a namespace opts into.
+//! building block a namespace opts into; [`admin`] is an authenticated
+//! namespace that manages a signaling one (list rooms, stats, kick, close).
 //!
 //! ```no_run
 //! use rtcio::{Builder, RelayScope, Rooms};

@@ -112,14 +112,20 @@ function renderRooms(list) {
   $("rooms").replaceChildren(...rooms);
 }
 
+let refreshing = false;
+
 async function refresh() {
-  if (!conn) return;
+  // A slow server must not pile up polls.
+  if (!conn || refreshing) return;
+  refreshing = true;
   try {
     const [stats, list] = await Promise.all([conn.request("stats"), conn.request("list-rooms")]);
     if (stats?.ok) renderStats(stats);
     if (list?.ok) renderRooms(list);
   } catch (e) {
     if (conn) status(`Refresh failed: ${e.message}`, true);
+  } finally {
+    refreshing = false;
   }
 }
 

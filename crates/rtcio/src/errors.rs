@@ -37,6 +37,8 @@ pub enum ErrorCode {
     Unavailable,
     /// An administrator removed the socket.
     Kicked,
+    /// The socket, user or room an action names does not exist (any more).
+    NotFound,
 }
 
 impl ErrorCode {
@@ -54,6 +56,7 @@ impl ErrorCode {
             ErrorCode::TooManyRooms => "too-many-rooms",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Kicked => "kicked",
+            ErrorCode::NotFound => "not-found",
         }
     }
 }
@@ -147,6 +150,7 @@ mod tests {
             ErrorCode::TooManyRooms,
             ErrorCode::Unavailable,
             ErrorCode::Kicked,
+            ErrorCode::NotFound,
         ] {
             assert_eq!(
                 serde_json::to_value(code).unwrap(),

@@ -5,7 +5,9 @@
 //! listeners (the `#rtcio:message` relay and the `#rtcio:peer-left` hint,
 //! [`relay`]), and the reference server's rooms & presence ([`rooms`]), each a
 //! building block a namespace opts into; and server-routed chat with durable
-//! history ([`chat`] over the [`history`] store: SQLite or PostgreSQL).
+//! history ([`chat`] over the [`history`] store: SQLite or PostgreSQL);
+//! [`admin`] is an authenticated namespace that manages a signaling one
+//! (list rooms, stats, kick, close).
 //!
 //! ```no_run
 //! use rtcio::{Builder, RelayScope, Rooms};
@@ -20,6 +22,7 @@
 //! # }
 //! ```
 
+pub mod admin;
 pub mod chat;
 pub mod errors;
 pub mod events;
@@ -29,6 +32,7 @@ pub mod identity;
 pub mod relay;
 pub mod rooms;
 
+pub use admin::Admin;
 pub use chat::{Chat, ChatConfig};
 pub use errors::{ClientError, ErrorCode};
 pub use history::{ChatStore, SqlStore};

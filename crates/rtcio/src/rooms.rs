@@ -261,6 +261,18 @@ impl Rooms {
         }
     }
 
+    /// Takes `socket` out of `room` on someone else's behalf (an administrator
+    /// closing the room), dropping the room's password with its last member
+    /// as a leave does. Sends nothing: the caller says what happened.
+    pub fn evict(&self, socket: &Socket, room: &str) -> bool {
+        let mut passwords = self.passwords();
+        let left = socket.leave(room);
+        if left && socket.ns().room_len(room) == 0 {
+            passwords.remove(room);
+        }
+        left
+    }
+
     /// Drops the passwords of rooms a departed socket left empty.
     fn forget_empty_rooms(&self, socket: &Socket) {
         let Some(LeftRooms(rooms)) = socket.remove::<LeftRooms>() else {

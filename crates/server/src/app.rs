@@ -6,6 +6,7 @@ use axum::Router;
 use rtcio::{Builder, Rooms};
 use rtcio_engine::Server;
 
+use crate::admin;
 use crate::config::Settings;
 
 /// The Socket.IO server and the router that serves it.
@@ -18,6 +19,13 @@ pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
         .attach(builder.signaling(&settings.namespace), &rooms)?;
     let ice = settings.ice.build()?;
     ice.attach(builder.signaling(&settings.namespace));
+    let admin = admin::install(
+        &mut builder,
+        &settings.admin,
+        &settings.namespace,
+        &rooms,
+        None,
+    )?;
     let io = builder.build();
     // GET /ice takes the socket's authenticator once JWT auth is wired (None: auth off).
     let ice_routes = ice.router(None, &io.config().cors);
@@ -26,6 +34,7 @@ pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
         .route_service("/socket.io/", io.service())
         .merge(ice_routes);
     let router = crate::demo::mount(router, &settings.demo, &settings.namespace);
+    let router = admin::mount(router, admin.as_ref(), &io, &settings.namespace)?;
     Ok((io, router))
 }
 

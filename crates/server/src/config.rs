@@ -67,6 +67,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub demo: crate::demo::DemoArgs,
+
+    #[command(flatten)]
+    pub admin: crate::admin::AdminSettings,
 }
 
 /// Parses `250ms`, `25s`, `2m` or a bare number of seconds.

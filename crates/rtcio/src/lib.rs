@@ -19,16 +19,20 @@
 //! # }
 //! ```
 
+pub mod admission;
+pub mod auth;
 pub mod errors;
 pub mod events;
 pub mod identity;
+pub mod policy;
+pub mod ratelimit;
 pub mod relay;
 pub mod rooms;
 
 pub use errors::{ClientError, ErrorCode};
 pub use identity::{AuthError, Authenticator, Identity};
 pub use relay::{add_default_listeners, RelayScope};
-pub use rooms::{Peer, Rooms};
+pub use rooms::{Peer, RoomRules, Rooms};
 
 use axum::serve::ListenerExt;
 use rtcio_engine::{Config, NamespaceBuilder, Server, ServerBuilder};

@@ -11,11 +11,13 @@ use crate::config::Settings;
 /// The Socket.IO server and the router that serves it.
 pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
     let mut builder = Builder::new(settings.engine_config()?, settings.relay_scope);
-    Rooms::new().attach(builder.signaling(&settings.namespace));
+    let access = settings.access.build()?;
+    access.attach(builder.signaling(&settings.namespace));
+    Rooms::with_rules(access.rules.clone()).attach(builder.signaling(&settings.namespace));
     let io = builder.build();
     let router = Router::new()
         .route("/health", get(health))
-        .route_service("/socket.io/", io.service());
+        .route_service("/socket.io/", access.admit(&io, io.service()));
     Ok((io, router))
 }
 

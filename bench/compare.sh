@@ -24,6 +24,9 @@
 #   BENCH_PORT=3101        server port
 #   SERVER_CORE=0 BENCH_CORE=1
 #   RTCIO_SERVER_ARGS=...  extra arguments for rtcio-server
+#   RATE_LIMIT=1           measure with the rate limits on (default 0: off, as
+#                          the bench floods far past the per-socket limits;
+#                          raise them with RTCIO_SERVER_ARGS="--message-rate ...")
 #   RTCIO_SERVER_BIN / RTCIO_BENCH_BIN  binaries to use (default: the release builds)
 set -euo pipefail
 
@@ -100,9 +103,9 @@ start_server() { # kind log
     fi
     case "$kind" in
         node) taskset -c "$SERVER_CORE" node bench/baseline/server.js --host 127.0.0.1 --port "$PORT" >"$log" 2>&1 & ;;
-        rust) RUST_LOG="${RUST_LOG:-warn}" taskset -c "$SERVER_CORE" "$SERVER_BIN" --host 127.0.0.1 --port "$PORT" \
+        rust) RATE_LIMIT="${RATE_LIMIT:-0}" RUST_LOG="${RUST_LOG:-warn}" taskset -c "$SERVER_CORE" "$SERVER_BIN" --host 127.0.0.1 --port "$PORT" \
             ${RTCIO_SERVER_ARGS:-} >"$log" 2>&1 & ;;
-        rust-all) RUST_LOG="${RUST_LOG:-warn}" "$SERVER_BIN" --host 127.0.0.1 --port "$PORT" \
+        rust-all) RATE_LIMIT="${RATE_LIMIT:-0}" RUST_LOG="${RUST_LOG:-warn}" "$SERVER_BIN" --host 127.0.0.1 --port "$PORT" \
             ${RTCIO_SERVER_ARGS:-} >"$log" 2>&1 & ;;
         *) echo "unknown server $kind" >&2; return 1 ;;
     esac

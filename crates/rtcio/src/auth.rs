@@ -315,21 +315,22 @@ impl Jwks {
         }
     }
 
-    /// Fetches the set unless one was attempted less than [`JWKS_MIN_REFETCH`] ago (or `force`).
-    async fn refresh(&self, force: bool) {
+    /// Fetches the set unless a refetch was attempted less than
+    /// [`JWKS_MIN_REFETCH`] ago. `initial` is the start-up fetch, which does
+    /// not count towards that spacing (a key rotated in right after start-up
+    /// is picked up by the first token that names it).
+    async fn refresh(&self, initial: bool) {
         let _one = self.fetching.lock().await;
-        let last = self
-            .keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .attempted;
-        if !force && last.is_some_and(|t| t.elapsed() < JWKS_MIN_REFETCH) {
-            return;
+        if !initial {
+            let mut state = self.keys.write().unwrap_or_else(|e| e.into_inner());
+            if state
+                .attempted
+                .is_some_and(|t| t.elapsed() < JWKS_MIN_REFETCH)
+            {
+                return;
+            }
+            state.attempted = Some(Instant::now());
         }
-        self.keys
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .attempted = Some(Instant::now());
         match self.fetch().await {
             Ok(keys) => {
                 tracing::info!(url = %self.url, keys = keys.len(), "fetched the JWKS");

@@ -133,7 +133,7 @@ fn client_ip<B>(req: &Request<B>, trust_proxy: bool) -> Option<IpAddr> {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|v| v.trim().parse::<IpAddr>().ok())
-            .last();
+            .next_back();
         if forwarded.is_some() {
             return forwarded;
         }

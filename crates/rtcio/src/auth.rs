@@ -128,11 +128,7 @@ impl JwtAuthenticator {
         }
     }
 
-    async fn verify(
-        keys: &Keys,
-        options: &JwtOptions,
-        token: &str,
-    ) -> Result<Identity, AuthError> {
+    async fn verify(keys: &Keys, options: &JwtOptions, token: &str) -> Result<Identity, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             // `alg: none` (and any unknown algorithm) fails to parse as a header.
             ErrorKind::Json(_) if names_alg_none(token) => AuthError::Invalid("alg-none"),
@@ -189,7 +185,8 @@ fn names_alg_none(token: &str) -> bool {
     let Some(head) = token.split('.').next() else {
         return false;
     };
-    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head.trim_end_matches('='))
+    let Ok(bytes) =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head.trim_end_matches('='))
     else {
         return false;
     };
@@ -514,11 +511,9 @@ mod tests {
 
     #[tokio::test]
     async fn hs256_tokens_verify_and_confusion_is_refused() {
-        let auth = JwtAuthenticator::new(
-            KeySource::Secret(b"s3cret".to_vec()),
-            JwtOptions::default(),
-        )
-        .unwrap();
+        let auth =
+            JwtAuthenticator::new(KeySource::Secret(b"s3cret".to_vec()), JwtOptions::default())
+                .unwrap();
         let claims = serde_json::json!({ "sub": "u1", "username": "Ann", "rooms": ["a*"] });
         let token = jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),

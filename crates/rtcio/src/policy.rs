@@ -136,8 +136,11 @@ impl RoomPolicy for JwtRoomsPolicy {
 /// or the same as JSON: `{ "rooms": { "standup": ["alice", "bob"] } }`.
 pub struct FilePolicy {
     path: PathBuf,
-    rules: RwLock<Arc<Vec<(String, Vec<String>)>>>,
+    rules: RwLock<Arc<Rules>>,
 }
+
+/// Each room pattern with the user ids it admits.
+type Rules = Vec<(String, Vec<String>)>;
 
 #[derive(Deserialize)]
 struct AllowList {
@@ -155,7 +158,7 @@ impl FilePolicy {
         }))
     }
 
-    fn read(path: &PathBuf) -> Result<Vec<(String, Vec<String>)>, String> {
+    fn read(path: &PathBuf) -> Result<Rules, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let list: AllowList = if path.extension().is_some_and(|e| e == "json") {
@@ -186,7 +189,9 @@ impl FilePolicy {
                 Ok(mut hup) => {
                     tokio::spawn(async move {
                         while hup.recv().await.is_some() {
-                            let Some(policy) = policy.upgrade() else { break };
+                            let Some(policy) = policy.upgrade() else {
+                                break;
+                            };
                             match policy.reload() {
                                 Ok(n) => tracing::info!(
                                     path = %policy.path.display(),
@@ -207,20 +212,12 @@ impl FilePolicy {
     }
 
     fn decide(&self, request: &JoinRequest) -> Decision {
-        let rules = self
-            .rules
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let rules = self.rules.read().unwrap_or_else(|e| e.into_inner()).clone();
         let user = request.user_id();
         let allowed = rules
             .iter()
             .filter(|(pattern, _)| glob_match(pattern, &request.room))
-            .any(|(_, users)| {
-                users
-                    .iter()
-                    .any(|u| u == "*" || Some(u.as_str()) == user)
-            });
+            .any(|(_, users)| users.iter().any(|u| u == "*" || Some(u.as_str()) == user));
         if allowed {
             Decision::Allow
         } else {
@@ -243,8 +240,11 @@ pub struct HttpPolicy {
     url: String,
     client: reqwest::Client,
     cache_for: Duration,
-    cache: Mutex<HashMap<(Arc<str>, String), (Decision, Instant)>>,
+    cache: Mutex<HashMap<CacheKey, (Decision, Instant)>>,
 }
+
+/// (user id, room).
+type CacheKey = (Arc<str>, String);
 
 /// The cache is swept of expired answers when it grows past this.
 const CACHE_SWEEP_AT: usize = 10_000;
@@ -267,7 +267,7 @@ impl HttpPolicy {
         }))
     }
 
-    fn cached(&self, key: &(Arc<str>, String)) -> Option<Decision> {
+    fn cached(&self, key: &CacheKey) -> Option<Decision> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache
             .get(key)
@@ -275,7 +275,7 @@ impl HttpPolicy {
             .map(|(d, _)| *d)
     }
 
-    fn remember(&self, key: (Arc<str>, String), decision: Decision) {
+    fn remember(&self, key: CacheKey, decision: Decision) {
         if self.cache_for.is_zero() || decision == Decision::Unavailable {
             return;
         }
@@ -382,7 +382,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rtcio-policy-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("rooms.toml");
-        std::fs::write(&path, "[rooms]\n\"team-*\" = [\"alice\"]\nlobby = [\"*\"]\n").unwrap();
+        std::fs::write(
+            &path,
+            "[rooms]\n\"team-*\" = [\"alice\"]\nlobby = [\"*\"]\n",
+        )
+        .unwrap();
         let p = FilePolicy::load(&path).unwrap();
         assert_eq!(
             p.may_join(request(Some("alice"), None, "team-1")).await,
@@ -392,7 +396,10 @@ mod tests {
             p.may_join(request(Some("bob"), None, "team-1")).await,
             Decision::Forbid
         );
-        assert_eq!(p.may_join(request(None, None, "lobby")).await, Decision::Allow);
+        assert_eq!(
+            p.may_join(request(None, None, "lobby")).await,
+            Decision::Allow
+        );
         std::fs::write(&path, "[rooms]\n\"team-*\" = [\"bob\"]\n").unwrap();
         p.reload().unwrap();
         assert_eq!(

@@ -73,7 +73,7 @@ pub struct AccessArgs {
     pub max_rooms_per_socket: usize,
 
     /// `0` turns every event and handshake rate limit off (benchmarks, tests).
-    #[arg(long, env = "RATE_LIMIT", default_value = "1", value_parser = parse_switch)]
+    #[arg(long, env = "RATE_LIMIT", default_value = "1", value_parser = parse_switch, action = clap::ArgAction::Set)]
     pub rate_limit: bool,
 
     /// Application events per socket: `rate/burst` per second (0 = unlimited).

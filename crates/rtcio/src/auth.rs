@@ -115,7 +115,7 @@ impl JwtAuthenticator {
         if let Keys::Jwks(jwks) = &self.keys {
             let jwks = jwks.clone();
             tokio::spawn(async move {
-                jwks.refresh(true).await;
+                jwks.refresh(None).await;
             });
         }
     }
@@ -305,20 +305,24 @@ impl Jwks {
         if let (Some(key), false) = (&key, stale) {
             return Ok(key.clone());
         }
-        self.refresh(false).await;
+        self.refresh(Some(kid)).await;
         match self.cached(kid).0.or(key) {
             Some(key) => Ok(key),
             None => Err(AuthError::Invalid("unknown-kid")),
         }
     }
 
-    /// Fetches the set unless a refetch was attempted less than
-    /// [`JWKS_MIN_REFETCH`] ago. `initial` is the start-up fetch, which does
-    /// not count towards that spacing (a key rotated in right after start-up
-    /// is picked up by the first token that names it).
-    async fn refresh(&self, initial: bool) {
+    /// Fetches the set for a token naming `kid`, unless a refetch was
+    /// attempted less than [`JWKS_MIN_REFETCH`] ago or a fetch that finished
+    /// while this one waited brought the key. `None` is the start-up fetch,
+    /// which does not count towards that spacing (a key rotated in right
+    /// after start-up is picked up by the first token that names it).
+    async fn refresh(&self, kid: Option<&str>) {
         let _one = self.fetching.lock().await;
-        if !initial {
+        if let Some(kid) = kid {
+            if let (Some(_), false) = self.cached(kid) {
+                return;
+            }
             let mut state = self.keys.write().unwrap_or_else(|e| e.into_inner());
             if state
                 .attempted
@@ -389,7 +393,7 @@ impl Jwks {
 }
 
 /// The JWT settings of a deployment: at most one key source.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct JwtConfig {
     pub secret: Option<String>,
     /// A PEM file.
@@ -398,6 +402,20 @@ pub struct JwtConfig {
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub leeway: Option<Duration>,
+}
+
+impl std::fmt::Debug for JwtConfig {
+    // Never prints the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtConfig")
+            .field("secret", &self.secret.as_ref().map(|_| ".."))
+            .field("public_key", &self.public_key)
+            .field("jwks_url", &self.jwks_url)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway", &self.leeway)
+            .finish()
+    }
 }
 
 impl JwtConfig {

@@ -3,15 +3,17 @@
 //! legitimately sends a burst of envelopes), and chosen events have their own
 //! budget instead of the shared one.
 //!
-//! Cost: a socket's budgets are allocated on its first event, so an idle
-//! socket costs nothing; an event then costs one lookup of that allocation in
-//! the socket's data and one atomic compare-and-swap. Only a refused event
-//! takes a lock (to send at most one `rate-limited` error per second and to
-//! notice a socket that stays far over its limit, which is disconnected).
+//! Cost: a socket's budgets are allocated on its first event, and each budget
+//! only when an event first draws on it, so a socket that never sent anything
+//! costs nothing and one that only joined a room about 250 bytes. An event
+//! costs one lookup of that allocation in the socket's data and one atomic
+//! compare-and-swap. Only a refused event takes a lock (to send at most one
+//! `rate-limited` error per second and to notice a socket that stays far over
+//! its limit, which is disconnected).
 
 use std::num::NonZeroU32;
 use std::ops::ControlFlow;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota};
@@ -123,10 +125,11 @@ pub struct RateLimiter {
     disconnect_after: Duration,
 }
 
-/// A socket's budgets, created on its first event.
+/// A socket's budgets, created on its first event; each bucket on first use.
 struct Budgets {
-    buckets: Box<[DefaultDirectRateLimiter]>,
-    cold: Mutex<Overage>,
+    buckets: Box<[OnceLock<Box<DefaultDirectRateLimiter>>]>,
+    /// Allocated by the first refusal.
+    cold: Mutex<Option<Box<Overage>>>,
 }
 
 /// Bookkeeping of refused events (touched only when an event is refused).
@@ -141,6 +144,16 @@ struct Overage {
 const SECOND: Duration = Duration::from_secs(1);
 
 impl Overage {
+    fn new(now: Instant) -> Self {
+        Overage {
+            last_warned: None,
+            window_start: now,
+            refused: 0,
+            threshold: u64::MAX,
+            far_since: None,
+        }
+    }
+
     /// Counts one refusal; true when the socket has been far over its limit long enough.
     fn refuse(&mut self, now: Instant, threshold: u64, after: Duration) -> bool {
         let elapsed = now.saturating_duration_since(self.window_start);
@@ -234,24 +247,16 @@ impl RateLimiter {
             Some(b) => b,
             None => {
                 let b = Arc::new(Budgets {
-                    buckets: self
-                        .slots
-                        .iter()
-                        .map(|s| DefaultDirectRateLimiter::direct(s.quota))
-                        .collect(),
-                    cold: Mutex::new(Overage {
-                        last_warned: None,
-                        window_start: Instant::now(),
-                        refused: 0,
-                        threshold: u64::MAX,
-                        far_since: None,
-                    }),
+                    buckets: self.slots.iter().map(|_| OnceLock::new()).collect(),
+                    cold: Mutex::new(None),
                 });
                 socket.insert(b.clone());
                 b
             }
         };
-        if budgets.buckets[slot].check().is_ok() {
+        let bucket = budgets.buckets[slot]
+            .get_or_init(|| Box::new(DefaultDirectRateLimiter::direct(self.slots[slot].quota)));
+        if bucket.check().is_ok() {
             return ControlFlow::Continue(());
         }
         self.refused(socket, &budgets, slot, event.name());
@@ -270,7 +275,8 @@ impl RateLimiter {
             (rate * u64::from(self.disconnect_factor - 1)).max(1)
         };
         let (disconnect, warn) = {
-            let mut o = budgets.cold.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cold = budgets.cold.lock().unwrap_or_else(|e| e.into_inner());
+            let o = cold.get_or_insert_with(|| Box::new(Overage::new(now)));
             let disconnect = o.refuse(now, threshold, self.disconnect_after);
             (disconnect, disconnect || o.may_warn(now))
         };
@@ -334,13 +340,7 @@ mod tests {
     #[test]
     fn far_over_for_long_enough_disconnects() {
         let start = Instant::now();
-        let mut o = Overage {
-            last_warned: None,
-            window_start: start,
-            refused: 0,
-            threshold: u64::MAX,
-            far_since: None,
-        };
+        let mut o = Overage::new(start);
         let after = Duration::from_secs(5);
         let mut cut = None;
         // 100 refusals a second against a threshold of 45.
@@ -355,13 +355,7 @@ mod tests {
         }
         assert_eq!(cut, Some(5));
         // Below the threshold never disconnects.
-        let mut o = Overage {
-            last_warned: None,
-            window_start: start,
-            refused: 0,
-            threshold: u64::MAX,
-            far_since: None,
-        };
+        let mut o = Overage::new(start);
         for second in 0..20u64 {
             for i in 0..40u64 {
                 let now = start + Duration::from_millis(second * 1000 + i * 25);
@@ -373,13 +367,7 @@ mod tests {
     #[test]
     fn warnings_at_most_once_a_second() {
         let start = Instant::now();
-        let mut o = Overage {
-            last_warned: None,
-            window_start: start,
-            refused: 0,
-            threshold: u64::MAX,
-            far_since: None,
-        };
+        let mut o = Overage::new(start);
         assert!(o.may_warn(start));
         assert!(!o.may_warn(start + Duration::from_millis(999)));
         assert!(o.may_warn(start + Duration::from_millis(1000)));

@@ -19,8 +19,8 @@ use crate::config::parse_duration;
 pub struct AccessArgs {
     /// Verify connection tokens (HS256) with this shared secret. With no JWT
     /// key set, authentication is off.
-    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, value_parser = secret)]
+    pub jwt_secret: Option<Secret>,
 
     /// Verify connection tokens (RS256 / ES256) with the public key in this PEM file.
     #[arg(long, env = "JWT_PUBLIC_KEY")]
@@ -105,6 +105,21 @@ pub struct AccessArgs {
     pub max_connections: usize,
 }
 
+/// A secret setting: its `Debug` never shows the value (the settings are
+/// `Debug`, and a secret must not reach a log by way of them).
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+fn secret(s: &str) -> Result<Secret, String> {
+    Ok(Secret(s.to_owned()))
+}
+
 /// `1`/`0`, `true`/`false`, `on`/`off`, `yes`/`no`.
 fn parse_switch(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -126,7 +141,7 @@ pub struct Access {
 impl AccessArgs {
     pub fn jwt(&self) -> JwtConfig {
         JwtConfig {
-            secret: self.jwt_secret.clone(),
+            secret: self.jwt_secret.as_ref().map(|s| s.0.clone()),
             public_key: self.jwt_public_key.clone(),
             jwks_url: self.jwt_jwks_url.clone(),
             issuer: self.jwt_issuer.clone(),
@@ -257,6 +272,16 @@ mod tests {
         assert!(!settings(&["--rate-limit", "0"]).access.rate_limit);
         assert!(settings(&["--rate-limit", "on"]).access.rate_limit);
         assert!(Settings::try_parse_from(["rtcio-server", "--rate-limit", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let s = settings(&["--jwt-secret", "hunter3-not-in-debug"]);
+        assert!(!format!("{s:?}").contains("hunter3"));
+        assert_eq!(
+            s.access.jwt().secret.as_deref(),
+            Some("hunter3-not-in-debug")
+        );
     }
 
     #[test]

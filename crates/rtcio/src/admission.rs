@@ -149,6 +149,8 @@ fn json(
     message: &str,
     retry_after: Option<u64>,
 ) -> Response<Full<Bytes>> {
+    // The refusal carries a generic message only, so any origin may read it:
+    // a browser client can then show why it cannot connect.
     let body = serde_json::json!({ "code": code, "message": message }).to_string();
     let mut response = Response::builder()
         .status(status)

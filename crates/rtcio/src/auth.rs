@@ -18,6 +18,7 @@ use rtcio_engine::{ConnectError, NamespaceBuilder, Socket};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::http_client::{check_url, HttpClient};
 use crate::identity::{bearer, AuthError, AuthFuture, Authenticator, Identity};
 
 /// Clock skew tolerated on `exp` and `nbf`.
@@ -261,7 +262,7 @@ impl Claims {
 /// An identity provider's published keys, cached by `kid`.
 struct Jwks {
     url: String,
-    client: reqwest::Client,
+    client: HttpClient,
     keys: RwLock<JwksState>,
     /// One fetch at a time; waiters re-read the cache afterwards.
     fetching: tokio::sync::Mutex<()>,
@@ -278,14 +279,8 @@ struct JwksState {
 
 impl Jwks {
     fn new(url: String) -> Result<Self, String> {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(format!("the JWKS URL must be http(s), not `{url}`"));
-        }
-        let client = reqwest::Client::builder()
-            .timeout(JWKS_TIMEOUT)
-            .connect_timeout(JWKS_TIMEOUT)
-            .build()
-            .map_err(|e| format!("cannot build the JWKS client: {e}"))?;
+        check_url(&url, "the JWKS URL")?;
+        let client = HttpClient::new(JWKS_TIMEOUT)?;
         Ok(Jwks {
             url,
             client,
@@ -348,19 +343,11 @@ impl Jwks {
         struct Set {
             keys: Vec<Value>,
         }
-        let response = self
-            .client
-            .get(&self.url)
-            .send()
-            .await
-            .map_err(|e| e.without_url().to_string())?;
-        if !response.status().is_success() {
-            return Err(format!("HTTP {}", response.status()));
+        let (status, body) = self.client.get(&self.url).await?;
+        if !status.is_success() {
+            return Err(format!("HTTP {status}"));
         }
-        let set: Set = response
-            .json()
-            .await
-            .map_err(|e| format!("not a JWKS: {}", e.without_url()))?;
+        let set: Set = serde_json::from_slice(&body).map_err(|e| format!("not a JWKS: {e}"))?;
         let mut keys = HashMap::new();
         for value in set.keys {
             // Keys this server cannot use (other types, encryption keys) are skipped, not fatal.

@@ -23,6 +23,7 @@ pub mod admission;
 pub mod auth;
 pub mod errors;
 pub mod events;
+mod http_client;
 pub mod identity;
 pub mod policy;
 pub mod ratelimit;

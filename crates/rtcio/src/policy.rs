@@ -15,6 +15,7 @@ use rtcio_engine::Socket;
 use serde::Deserialize;
 
 use crate::errors::ErrorCode;
+use crate::http_client::{check_url, HttpClient};
 use crate::identity::Identity;
 
 /// A policy's answer.
@@ -238,7 +239,7 @@ impl RoomPolicy for Arc<FilePolicy> {
 /// `cache_for`; unauthenticated joins (`userId: null`) are never cached.
 pub struct HttpPolicy {
     url: String,
-    client: reqwest::Client,
+    client: HttpClient,
     cache_for: Duration,
     cache: Mutex<HashMap<CacheKey, (Decision, Instant)>>,
 }
@@ -251,14 +252,8 @@ const CACHE_SWEEP_AT: usize = 10_000;
 
 impl HttpPolicy {
     pub fn new(url: String, timeout: Duration, cache_for: Duration) -> Result<Arc<Self>, String> {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(format!("the room policy URL must be http(s), not `{url}`"));
-        }
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| format!("cannot build the policy client: {e}"))?;
+        check_url(&url, "the room policy URL")?;
+        let client = HttpClient::new(timeout)?;
         Ok(Arc::new(HttpPolicy {
             url,
             client,
@@ -293,15 +288,15 @@ impl HttpPolicy {
             "roomId": request.room,
             "name": request.name,
         });
-        match self.client.post(&self.url).json(&body).send().await {
-            Ok(r) if r.status().is_success() => Decision::Allow,
-            Ok(r) if r.status() == reqwest::StatusCode::FORBIDDEN => Decision::Forbid,
-            Ok(r) => {
-                tracing::warn!(status = %r.status(), "the room policy service gave an unexpected answer");
+        match self.client.post_json(&self.url, &body).await {
+            Ok((status, _)) if status.is_success() => Decision::Allow,
+            Ok((status, _)) if status == http::StatusCode::FORBIDDEN => Decision::Forbid,
+            Ok((status, _)) => {
+                tracing::warn!(%status, "the room policy service gave an unexpected answer");
                 Decision::Unavailable
             }
             Err(e) => {
-                tracing::warn!(error = %e.without_url(), "the room policy service did not answer");
+                tracing::warn!(error = %e, "the room policy service did not answer");
                 Decision::Unavailable
             }
         }

@@ -26,6 +26,9 @@
 #   RTCIO_SERVER_ARGS=...  extra arguments for rtcio-server
 #   NO_HISTORY=0           keep rtcio-server's chat history on (default off here:
 #                          the Node baseline has none, and no rtcio.db is written)
+#   RATE_LIMIT=1           measure with the rate limits on (default 0: off, as
+#                          the bench floods far past the per-socket limits;
+#                          raise them with RTCIO_SERVER_ARGS="--message-rate ...")
 #   RTCIO_SERVER_BIN / RTCIO_BENCH_BIN  binaries to use (default: the release builds)
 set -euo pipefail
 
@@ -102,9 +105,9 @@ start_server() { # kind log
     fi
     case "$kind" in
         node) taskset -c "$SERVER_CORE" node bench/baseline/server.js --host 127.0.0.1 --port "$PORT" >"$log" 2>&1 & ;;
-        rust) NO_HISTORY="${NO_HISTORY:-1}" RUST_LOG="${RUST_LOG:-warn}" taskset -c "$SERVER_CORE" "$SERVER_BIN" --host 127.0.0.1 --port "$PORT" \
+        rust) NO_HISTORY="${NO_HISTORY:-1}" RATE_LIMIT="${RATE_LIMIT:-0}" RUST_LOG="${RUST_LOG:-warn}" taskset -c "$SERVER_CORE" "$SERVER_BIN" --host 127.0.0.1 --port "$PORT" \
             ${RTCIO_SERVER_ARGS:-} >"$log" 2>&1 & ;;
-        rust-all) NO_HISTORY="${NO_HISTORY:-1}" RUST_LOG="${RUST_LOG:-warn}" "$SERVER_BIN" --host 127.0.0.1 --port "$PORT" \
+        rust-all) NO_HISTORY="${NO_HISTORY:-1}" RATE_LIMIT="${RATE_LIMIT:-0}" RUST_LOG="${RUST_LOG:-warn}" "$SERVER_BIN" --host 127.0.0.1 --port "$PORT" \
             ${RTCIO_SERVER_ARGS:-} >"$log" 2>&1 & ;;
         *) echo "unknown server $kind" >&2; return 1 ;;
     esac

@@ -18,9 +18,10 @@ describe("rtcio-bench smoke runs against rtcio-server", () => {
   let server;
   const dir = mkdtempSync(path.join(tmpdir(), "rtcio-bench-"));
   before(async () => {
-    // Chat history in a temporary SQLite file (never ./rtcio.db).
+    // Chat history in a temporary SQLite file (never ./rtcio.db); the
+    // scenarios flood envelopes far past the per-socket limits.
     server = await startServer(SERVER, ["--host", "127.0.0.1", "--port", "0"], {
-      env: { NO_HISTORY: "0", DATABASE_URL: `sqlite://${path.join(dir, "chat.db")}` },
+      env: { RATE_LIMIT: "0", NO_HISTORY: "0", DATABASE_URL: `sqlite://${path.join(dir, "chat.db")}` },
     });
   });
   after(() => server?.stop());

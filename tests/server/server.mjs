@@ -18,7 +18,9 @@ export const KIND = process.env.RTCIO_SIGNALING_SERVER === "node" ? "node" : "ru
  */
 // NO_HISTORY: chat history off, so no suite writes ./rtcio.db and no join is
 // followed by `chat-history` (chat.test.mjs turns it on with its own database).
-export const SUITE_ENV = { NO_HISTORY: "1" };
+// RATE_LIMIT=0: suites about other things send thousands of events and open
+// many connections from one address (limits.test.mjs turns the limits on).
+export const SUITE_ENV = { NO_HISTORY: "1", RATE_LIMIT: "0" };
 
 /**
  * Starts the server on 127.0.0.1, port 0, with `extraArgs` (and `env` on top

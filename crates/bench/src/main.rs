@@ -62,6 +62,10 @@ struct Cli {
     /// No progress bar.
     #[arg(long, global = true)]
     quiet: bool,
+    /// Connect with this token in the Socket.IO `auth` payload (`{ "token": ... }`),
+    /// to measure a server with authentication on.
+    #[arg(long, global = true, env = "RTCIO_BENCH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -254,7 +258,11 @@ fn main() -> ExitCode {
         Cmd::Call(_) => 16 * 1024,
         _ => 4 * 1024,
     };
-    let target = Arc::new(Target::new(addr, &cli.host, source_addrs, read_buffer));
+    let mut target = Target::new(addr, &cli.host, source_addrs, read_buffer);
+    if let Some(token) = &cli.token {
+        target.set_token(token);
+    }
+    let target = Arc::new(target);
     if (sockets as u64) + 64 > nofile {
         eprintln!("warning: open-file limit {nofile} is below the {sockets} sockets needed");
     }

@@ -29,6 +29,8 @@ pub struct Target {
     next_source: AtomicUsize,
     read_buffer: usize,
     pub connect_timeout: Duration,
+    /// The namespace CONNECT packet (`40`, or `40{"token":...}` with a token).
+    connect_packet: String,
 }
 
 impl Target {
@@ -51,7 +53,14 @@ impl Target {
             next_source: AtomicUsize::new(0),
             read_buffer: read_buffer.max(1024),
             connect_timeout: Duration::from_secs(10),
+            connect_packet: "40".into(),
         }
+    }
+
+    /// Sends `token` in the CONNECT packet's `auth` (`{ "token": ... }`).
+    pub fn set_token(&mut self, token: &str) {
+        let auth = serde_json::json!({ "token": token });
+        self.connect_packet = format!("40{auth}");
     }
 
     pub fn source_count(&self) -> usize {
@@ -92,7 +101,7 @@ impl Target {
         if !open.starts_with('0') {
             return Err(format!("expected an Engine.IO open packet, got {open:.80}"));
         }
-        ws.send("40").await?;
+        ws.send(&self.connect_packet).await?;
         loop {
             let text = ws.recv().await?;
             if text.starts_with("40") {

@@ -74,6 +74,9 @@ pub struct ClientError {
     pub message: String,
     #[serde(rename = "roomId", skip_serializing_if = "Option::is_none")]
     pub room_id: Option<String>,
+    /// The event that was refused (`rate-limited` names it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
 }
 
 impl ClientError {
@@ -82,11 +85,18 @@ impl ClientError {
             code,
             message: message.into(),
             room_id: None,
+            event: None,
         }
     }
 
     pub fn in_room(mut self, room_id: impl Into<String>) -> Self {
         self.room_id = Some(room_id.into());
+        self
+    }
+
+    /// Names the refused event (`{ code, message, event }`).
+    pub fn for_event(mut self, event: impl Into<String>) -> Self {
+        self.event = Some(event.into());
         self
     }
 

@@ -23,12 +23,17 @@
 //! ```
 
 pub mod admin;
+pub mod admission;
+pub mod auth;
 pub mod chat;
 pub mod errors;
 pub mod events;
 pub mod history;
+mod http_client;
 pub mod ice;
 pub mod identity;
+pub mod policy;
+pub mod ratelimit;
 pub mod relay;
 pub mod rooms;
 
@@ -39,7 +44,7 @@ pub use history::{ChatStore, SqlStore};
 pub use ice::{Ice, IceConfig, IceServers, TurnSecrets, TurnTransports};
 pub use identity::{AuthError, Authenticator, Identity};
 pub use relay::{add_default_listeners, RelayScope};
-pub use rooms::{Peer, Rooms};
+pub use rooms::{Peer, RoomRules, Rooms};
 
 use axum::serve::ListenerExt;
 use rtcio_engine::{Config, NamespaceBuilder, Server, ServerBuilder};

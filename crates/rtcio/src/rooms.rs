@@ -18,6 +18,8 @@ use subtle::ConstantTimeEq;
 
 use crate::errors::{send_join_error, ClientError, ErrorCode};
 use crate::events::{app, INIT_OFFER};
+use crate::identity::Identity;
+use crate::policy::{JoinRequest, RoomPolicy};
 
 /// Longest room id, in characters.
 pub const MAX_ROOM_ID: usize = 128;
@@ -38,6 +40,38 @@ pub struct Peer {
 /// to a join without touching the join itself.
 pub type JoinHook = Arc<dyn Fn(&Socket, &str) + Send + Sync>;
 
+/// Who may join what, and how many: checked on every new join.
+#[derive(Clone)]
+pub struct RoomRules {
+    /// Peers a room holds at most (0: unlimited). Default 8, the seed's full-mesh figure.
+    pub max_peers: usize,
+    /// Rooms one socket may be in at once (0: unlimited). Default 16.
+    pub max_rooms_per_socket: usize,
+    /// Asked before each new join (`None`: open).
+    pub policy: Option<Arc<dyn RoomPolicy>>,
+}
+
+impl Default for RoomRules {
+    fn default() -> Self {
+        RoomRules {
+            max_peers: 8,
+            max_rooms_per_socket: 16,
+            policy: None,
+        }
+    }
+}
+
+impl RoomRules {
+    /// No cap, no per-socket limit, no policy (the reference server's behaviour).
+    pub fn unlimited() -> Self {
+        RoomRules {
+            max_peers: 0,
+            max_rooms_per_socket: 0,
+            policy: None,
+        }
+    }
+}
+
 /// The rooms building block: state shared by a namespace's handlers.
 #[derive(Default)]
 pub struct Rooms {
@@ -45,6 +79,7 @@ pub struct Rooms {
     passwords: Mutex<HashMap<Room, String>>,
     /// Called after each new join, in registration order.
     joined: RwLock<Vec<JoinHook>>,
+    rules: RoomRules,
 }
 
 /// The rooms a socket was in when it started leaving (kept for the cleanup after it left).
@@ -52,8 +87,17 @@ pub struct Rooms {
 struct LeftRooms(Arc<[Room]>);
 
 impl Rooms {
+    /// Rooms with the default [`RoomRules`]: at most 8 peers a room, 16 rooms a socket, open.
     pub fn new() -> Arc<Self> {
         Arc::new(Rooms::default())
+    }
+
+    /// Rooms with these caps and access policy.
+    pub fn with_rules(rules: RoomRules) -> Arc<Self> {
+        Arc::new(Rooms {
+            rules,
+            ..Rooms::default()
+        })
     }
 
     /// Adds a hook that runs after every new join (not after a re-join, which
@@ -75,10 +119,19 @@ impl Rooms {
     /// Attaches every rooms & presence handler to a namespace.
     pub fn attach(self: &Arc<Self>, ns: &mut NamespaceBuilder) {
         let (join, check, leave, gone) = (self.clone(), self.clone(), self.clone(), self.clone());
-        ns.on(app::JOIN_ROOM, move |socket, event| {
-            join.join_room(socket, &event)
-        })
-        .on(app::CHECK_ROOM, move |socket, event| {
+        if self.rules.policy.is_some() {
+            // The policy may wait on a service: the socket's later events wait
+            // behind it, so its joins and leaves keep their order.
+            ns.on_async(app::JOIN_ROOM, move |socket, event| {
+                let join = join.clone();
+                async move { join.join_room_checked(&socket, &event).await }
+            });
+        } else {
+            ns.on(app::JOIN_ROOM, move |socket, event| {
+                join.join_room(socket, &event)
+            });
+        }
+        ns.on(app::CHECK_ROOM, move |socket, event| {
             check.check_room(socket, &event)
         })
         .on(app::LEAVE_ROOM, move |socket, event| {
@@ -90,46 +143,74 @@ impl Rooms {
         .on_disconnect(move |socket, _| gone.forget_empty_rooms(socket));
     }
 
-    /// `join-room { roomId, name?, password? }`.
+    /// `join-room { roomId, name?, password? }`, without the access policy
+    /// (see [`Rooms::join_room_checked`]); caps still apply.
     pub fn join_room(&self, socket: &Socket, event: &Event) {
         let Some(request) = object(event) else {
             return send_join_error(socket, ErrorCode::InvalidRoom, None);
         };
-        let room = match room_id(&request) {
-            Ok(room) => room,
-            Err(given) => return send_join_error(socket, ErrorCode::InvalidRoom, given.as_deref()),
+        let Some((room, name, password)) = parse_join(socket, &request) else {
+            return;
         };
-        let name = match request.get("name") {
-            None | Some(Value::Null) => "",
-            Some(Value::String(name)) if name.chars().count() <= MAX_NAME => name.as_str(),
-            Some(_) => {
-                return ClientError::new(
-                    ErrorCode::BadRequest,
-                    "`name` must be a string of at most 64 characters",
-                )
-                .in_room(room)
-                .send(socket)
-            }
-        };
-        let password = match request.get("password") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(p)) => Some(p.as_str()).filter(|p| !p.is_empty()),
-            Some(_) => {
-                return ClientError::new(ErrorCode::BadRequest, "`password` must be a string")
-                    .in_room(room)
-                    .send(socket)
-            }
-        };
+        self.admit(socket, room, name, password);
+    }
 
-        let ns = socket.ns();
-        if is_socket_id(socket, room) {
-            return send_join_error(socket, ErrorCode::InvalidRoom, Some(room));
+    /// `join-room`, asking the access policy first (outside the rooms lock,
+    /// so a slow policy service holds up only this socket). A member's re-join
+    /// is not asked again.
+    pub async fn join_room_checked(&self, socket: &Socket, event: &Event) {
+        let Some(request) = object(event) else {
+            return send_join_error(socket, ErrorCode::InvalidRoom, None);
+        };
+        let Some((room, name, password)) = parse_join(socket, &request) else {
+            return;
+        };
+        if let (Some(policy), false) = (&self.rules.policy, socket.in_room(room)) {
+            let decision = policy.may_join(JoinRequest::of(socket, room, name)).await;
+            if let Some(code) = decision.refusal() {
+                let message = match code {
+                    ErrorCode::Forbidden => "you may not join this room",
+                    _ => "the room access service is unavailable; retry later",
+                };
+                return refuse(socket, code, message, room);
+            }
         }
+        self.admit(socket, room, name, password);
+    }
+
+    /// The locked part of a join: caps, password, snapshot, join, announcements.
+    fn admit(&self, socket: &Socket, room: &str, name: &str, password: Option<&str>) {
+        // The credential's display name stands in when the join gives none.
+        let from_identity = if name.is_empty() {
+            Identity::of(socket).and_then(|i| i.name)
+        } else {
+            None
+        };
+        let name = from_identity.as_deref().unwrap_or(name);
+        let ns = socket.ns();
         let existing = {
             let mut passwords = self.passwords();
             if socket.in_room(room) {
                 drop(passwords);
                 return join_ok(socket, room);
+            }
+            // Checked under the join lock, against the adapter's room size:
+            // two joins racing for the last place cannot both get it.
+            let max = self.rules.max_peers;
+            if max > 0 && ns.room_len(room) >= max {
+                drop(passwords);
+                return refuse(socket, ErrorCode::RoomFull, "the room is full", room);
+            }
+            let max = self.rules.max_rooms_per_socket;
+            // The socket's own-id room is not one of its rooms.
+            if max > 0 && socket.rooms().len().saturating_sub(1) >= max {
+                drop(passwords);
+                return refuse(
+                    socket,
+                    ErrorCode::TooManyRooms,
+                    "you are in as many rooms as you may be; leave one first",
+                    room,
+                );
             }
             if ns.room_len(room) == 0 {
                 passwords.remove(room);
@@ -167,7 +248,7 @@ impl Rooms {
             let peer = peer_socket.get::<Peer>().unwrap_or_default();
             let _ = socket.emit(
                 app::USER_CONNECTED,
-                &json!({ "id": sid, "name": &*peer.name }),
+                &presence(sid, &peer.name, Identity::user_id(&peer_socket)),
             );
             if let Some((mic, cam)) = peer.media {
                 let _ = socket.emit(
@@ -187,7 +268,7 @@ impl Rooms {
             };
             let _ = peers().emit(
                 app::USER_CONNECTED,
-                &json!({ "id": socket.id(), "name": name }),
+                &presence(socket.id(), name, Identity::user_id(socket)),
             );
             let _ = peers().emit(INIT_OFFER, &json!({ "source": socket.id() }));
         }
@@ -296,6 +377,62 @@ fn announce_departure(socket: &Socket, _reason: DisconnectReason) {
             socket.rooms().get(1..).unwrap_or_default().into(),
         ));
     }
+}
+
+/// `user-connected { id, name, userId? }`: `userId` when the peer authenticated.
+fn presence(id: rtcio_engine::Sid, name: &str, user_id: Option<Arc<str>>) -> Value {
+    match user_id {
+        Some(user_id) => json!({ "id": id, "name": name, "userId": &*user_id }),
+        None => json!({ "id": id, "name": name }),
+    }
+}
+
+/// A refused join: `join-error { reason, roomId }` and `error { code, message, roomId }`.
+fn refuse(socket: &Socket, code: ErrorCode, message: &str, room: &str) {
+    send_join_error(socket, code, Some(room));
+    ClientError::new(code, message).in_room(room).send(socket);
+}
+
+/// The checked `(roomId, name, password)` of a join request; refusals are sent here.
+fn parse_join<'a>(
+    socket: &Socket,
+    request: &'a Map<String, Value>,
+) -> Option<(&'a str, &'a str, Option<&'a str>)> {
+    let room = match room_id(request) {
+        Ok(room) => room,
+        Err(given) => {
+            send_join_error(socket, ErrorCode::InvalidRoom, given.as_deref());
+            return None;
+        }
+    };
+    let name = match request.get("name") {
+        None | Some(Value::Null) => "",
+        Some(Value::String(name)) if name.chars().count() <= MAX_NAME => name.as_str(),
+        Some(_) => {
+            ClientError::new(
+                ErrorCode::BadRequest,
+                "`name` must be a string of at most 64 characters",
+            )
+            .in_room(room)
+            .send(socket);
+            return None;
+        }
+    };
+    let password = match request.get("password") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) => Some(p.as_str()).filter(|p| !p.is_empty()),
+        Some(_) => {
+            ClientError::new(ErrorCode::BadRequest, "`password` must be a string")
+                .in_room(room)
+                .send(socket);
+            return None;
+        }
+    };
+    if is_socket_id(socket, room) {
+        send_join_error(socket, ErrorCode::InvalidRoom, Some(room));
+        return None;
+    }
+    Some((room, name, password))
 }
 
 fn join_ok(socket: &Socket, room: &str) {

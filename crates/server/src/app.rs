@@ -1,9 +1,10 @@
 //! Builds the HTTP application: the Socket.IO endpoint with the signaling
-//! namespace, and the operational routes.
+//! namespace and its building blocks, and the plain HTTP routes.
 
 use axum::routing::get;
 use axum::Router;
-use rtcio::{Builder, Rooms};
+use rtcio::Builder;
+use rtcio::Rooms;
 use rtcio_engine::Server;
 
 use crate::admin;
@@ -12,29 +13,45 @@ use crate::config::Settings;
 /// The Socket.IO server and the router that serves it.
 pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
     let mut builder = Builder::new(settings.engine_config()?, settings.relay_scope);
-    let rooms = Rooms::new();
-    rooms.attach(builder.signaling(&settings.namespace));
-    settings
-        .chat
-        .attach(builder.signaling(&settings.namespace), &rooms)?;
+    let ns = settings.namespace.as_str();
+    // Authentication and rate limits first: they guard everything after them.
+    let access = settings.access.build()?;
+    access.attach(builder.signaling(ns));
+    let rooms = Rooms::with_rules(access.rules.clone());
+    rooms.attach(builder.signaling(ns));
+    settings.chat.attach(builder.signaling(ns), &rooms)?;
     let ice = settings.ice.build()?;
-    ice.attach(builder.signaling(&settings.namespace));
+    ice.attach(builder.signaling(ns));
     let admin = admin::install(
         &mut builder,
         &settings.admin,
-        &settings.namespace,
+        ns,
         &rooms,
-        None,
+        access.authenticator.clone(),
     )?;
     let io = builder.build();
-    // GET /ice takes the socket's authenticator once JWT auth is wired (None: auth off).
-    let ice_routes = ice.router(None, &io.config().cors);
+
+    // GET /ice accepts the socket's tokens and has its own per-IP budget.
+    let ice_limit = access.http_limit(&io);
+    let ice_routes = ice
+        .router(access.authenticator.clone(), &io.config().cors)
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let limit = ice_limit.clone();
+                async move {
+                    match limit.check(&req) {
+                        Some(refusal) => refusal.map(axum::body::Body::new),
+                        None => next.run(req).await,
+                    }
+                }
+            },
+        ));
     let router = Router::new()
         .route("/health", get(health))
-        .route_service("/socket.io/", io.service())
+        .route_service("/socket.io/", access.admit(&io, io.service()))
         .merge(ice_routes);
-    let router = crate::demo::mount(router, &settings.demo, &settings.namespace);
-    let router = admin::mount(router, admin.as_ref(), &io, &settings.namespace)?;
+    let router = crate::demo::mount(router, &settings.demo, ns);
+    let router = admin::mount(router, admin.as_ref(), &io, ns)?;
     Ok((io, router))
 }
 

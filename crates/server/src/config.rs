@@ -70,6 +70,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub admin: crate::admin::AdminSettings,
+
+    #[command(flatten)]
+    pub access: crate::access::AccessArgs,
 }
 
 /// Parses `250ms`, `25s`, `2m` or a bare number of seconds.

@@ -1,5 +1,6 @@
 //! `rtcio-server`: parse the settings, build the pieces, serve, shut down gracefully.
 
+mod access;
 mod admin;
 mod app;
 mod chat;

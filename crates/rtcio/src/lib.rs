@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+mod counters;
 pub mod errors;
 pub mod events;
 pub mod identity;

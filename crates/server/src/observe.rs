@@ -72,7 +72,7 @@ pub fn attach(ns: &mut NamespaceBuilder) -> &mut NamespaceBuilder {
         if tracing::enabled!(tracing::Level::DEBUG) {
             tracing::debug!(
                 socket = %socket.id(),
-                event = ?event.name(),
+                event = %event.name().escape_debug(),
                 bytes = argument_bytes(event),
                 "event received"
             );

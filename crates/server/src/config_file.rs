@@ -126,9 +126,16 @@ fn with_file_defaults(
         defaults.push((arg.get_id().to_string(), key.clone(), values));
     }
     let mut keys = Vec::new();
+    // A probe where nothing but the file gives these settings, so each of
+    // the file's values is checked even where a flag or variable overrides it.
+    let mut probe = command.clone();
     for (id, key, values) in defaults {
+        probe = probe.mut_arg(&id, |a| a.default_values(values.clone()).env(None));
         command = command.mut_arg(&id, |a| a.default_values(values));
         keys.push(FileKey { id, key });
+    }
+    if let Err(e) = probe.try_get_matches_from(["rtcio-server"]) {
+        return Err(file_error(&e, path, &keys).unwrap_or_else(|| format!("{file}: {e}")));
     }
     Ok((command, keys))
 }

@@ -238,7 +238,14 @@ fn render(
     if let Some(path) = path {
         out.push_str(&format!("# File: {}\n", path.display()));
     }
-    for arg in command.get_arguments().filter(|a| is_setting(a)) {
+    // In the order of `--help` (giving a default moves an argument to the end).
+    let order: Vec<String> = Settings::command()
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect();
+    let mut args: Vec<&Arg> = command.get_arguments().filter(|a| is_setting(a)).collect();
+    args.sort_by_key(|a| order.iter().position(|id| id == a.get_id().as_str()));
+    for arg in args {
         let id = arg.get_id().as_str();
         let key = arg.get_long().unwrap_or(id);
         let raw: Vec<String> = matches

@@ -4,6 +4,9 @@
 //! clients. Like nginx, Redis and Go's runtime, we raise the soft limit to
 //! the hard limit at start-up and say what capacity that gives.
 
+// `rlim_t` is `u64` here but not on every platform: the casts stay.
+#![allow(clippy::unnecessary_cast)]
+
 /// Descriptors the process uses for itself (stdio, the runtime's epoll and
 /// wake-up handles, listeners, files it reads): not available to clients.
 const RESERVED: u64 = 32;

@@ -201,7 +201,7 @@ mod tests {
     #[tokio::test]
     async fn a_hanging_check_times_out_as_failed() {
         let r = Readiness::default();
-        r.register("slow", || std::future::pending());
+        r.register("slow", std::future::pending);
         assert_eq!(r.status().await, Status::Unavailable(vec!["slow"]));
     }
 }

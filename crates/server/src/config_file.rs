@@ -107,7 +107,7 @@ fn with_file_defaults(
     let mut built = command.clone();
     built.build();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    let mut defaults: Vec<(String, String, Vec<String>)> = Vec::new();
+    let mut defaults: Vec<(String, String, Vec<String>, bool)> = Vec::new();
     for (key, value) in &table {
         let long = key.replace('_', "-");
         let arg = built
@@ -123,16 +123,21 @@ fn with_file_defaults(
         }
         let values =
             scalars(value, takes_many(arg)).map_err(|why| format!("{file}: key `{key}`: {why}"))?;
-        defaults.push((arg.get_id().to_string(), key.clone(), values));
+        defaults.push((
+            arg.get_id().to_string(),
+            key.clone(),
+            values,
+            is_secret(arg),
+        ));
     }
     let mut keys = Vec::new();
     // A probe where nothing but the file gives these settings, so each of
     // the file's values is checked even where a flag or variable overrides it.
     let mut probe = command.clone();
-    for (id, key, values) in defaults {
+    for (id, key, values, secret) in defaults {
         probe = probe.mut_arg(&id, |a| a.default_values(values.clone()).env(None));
         command = command.mut_arg(&id, |a| a.default_values(values));
-        keys.push(FileKey { id, key });
+        keys.push(FileKey { id, key, secret });
     }
     if let Err(e) = probe.try_get_matches_from(["rtcio-server"]) {
         return Err(file_error(&e, path, &keys).unwrap_or_else(|| format!("{file}: {e}")));
@@ -144,6 +149,8 @@ fn with_file_defaults(
 pub struct FileKey {
     id: String,
     key: String,
+    /// Its value is never repeated in an error.
+    secret: bool,
 }
 
 /// Turns a clap error of the second pass into one naming the file's key.
@@ -176,7 +183,10 @@ fn file_error(e: &clap::Error, path: &Path, keys: &[FileKey]) -> Option<String> 
             })
         })
         .unwrap_or_else(|| e.kind().to_string());
-    let value = value.map(|v| format!(" `{v}`")).unwrap_or_default();
+    let value = match value {
+        Some(v) if !key.secret => format!(" `{v}`"),
+        _ => String::new(),
+    };
     Some(format!(
         "{}: key `{}`: invalid value{value}: {reason}",
         path.display(),
@@ -362,6 +372,13 @@ mod tests {
         let err = run(&["--config", f.0.to_str().unwrap()]).err().unwrap();
         assert!(
             err.contains("key `log-format`") && err.contains("json"),
+            "{err}"
+        );
+
+        let f = file("metrics-token = \"\"\n");
+        let err = run(&["--config", f.0.to_str().unwrap()]).err().unwrap();
+        assert!(
+            err.contains("key `metrics-token`: invalid value: must not be empty"),
             "{err}"
         );
 

@@ -118,6 +118,11 @@ impl Server {
         self.0.namespaces.get(name).cloned().map(Namespace)
     }
 
+    /// Every namespace, in no particular order (for metrics sampled at scrape time).
+    pub fn namespaces(&self) -> Vec<Namespace> {
+        self.0.namespaces.values().cloned().map(Namespace).collect()
+    }
+
     /// The Engine.IO endpoint, with CORS, to mount at `/socket.io/`
     /// (`axum::Router::route_service("/socket.io/", server.service())`).
     pub fn service(&self) -> Service {

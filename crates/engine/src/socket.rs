@@ -115,6 +115,17 @@ impl Socket {
         &self.0.session.handshake
     }
 
+    /// The transport the connection runs on now: `"websocket"` once it has
+    /// one (opened on it or upgraded), `"polling"` before (metrics and logs
+    /// label sockets with it).
+    pub fn transport(&self) -> &'static str {
+        if self.0.session.transport() == crate::session::WEBSOCKET {
+            "websocket"
+        } else {
+            "polling"
+        }
+    }
+
     /// The Engine.IO session id (shared by the sockets of one connection).
     pub fn session_id(&self) -> Sid {
         self.0.session.id

@@ -102,6 +102,7 @@ impl ClientError {
 
     /// Sends this error to `socket` as the `error` event.
     pub fn send(&self, socket: &Socket) {
+        crate::counters::refused(self.code);
         if let Err(e) = socket.emit(app::ERROR, self) {
             tracing::debug!(socket = %socket.id(), error = %e, "could not deliver an error event");
         }
@@ -124,6 +125,7 @@ pub fn send_join_error(socket: &Socket, reason: ErrorCode, room_id: Option<&str>
         #[serde(rename = "roomId")]
         room_id: Option<&'a str>,
     }
+    crate::counters::refused(reason);
     let _ = socket.emit(app::JOIN_ERROR, &JoinError { reason, room_id });
 }
 

@@ -26,6 +26,7 @@ pub mod admin;
 pub mod admission;
 pub mod auth;
 pub mod chat;
+mod counters;
 pub mod errors;
 pub mod events;
 pub mod history;

@@ -59,6 +59,10 @@ pub fn relay(socket: &Socket, event: &Event, scope: RelayScope) {
         Ok((target, packet)) => {
             if target.send_encoded(&packet).is_err() {
                 tracing::debug!(from = %socket.id(), to = %target.id(), "relay target went away");
+            } else {
+                let counters = crate::counters::relay();
+                counters.envelopes.increment(1);
+                counters.bytes.increment(packet.text.len() as u64);
             }
         }
         Err(e) => e.send(socket),

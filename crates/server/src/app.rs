@@ -18,8 +18,16 @@ pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
     let access = settings.access.build()?;
     access.attach(builder.signaling(ns));
     let rooms = Rooms::with_rules(access.rules.clone());
-    rooms.attach(builder.signaling(ns));
-    settings.chat.attach(builder.signaling(ns), &rooms)?;
+    crate::observe::count_joins(&rooms);
+    rooms.attach(crate::observe::attach(builder.signaling(ns)));
+    let chat = settings.chat.attach(builder.signaling(ns), &rooms)?;
+    if let Some(store) = chat.store().cloned() {
+        // `/ready` answers 503 while the chat database cannot be reached.
+        crate::readiness::global().register("chat-database", move || {
+            let store = store.clone();
+            async move { store.ping().await.map_err(|e| e.to_string()) }
+        });
+    }
     let ice = settings.ice.build()?;
     ice.attach(builder.signaling(ns));
     let admin = admin::install(
@@ -46,16 +54,20 @@ pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
                 }
             },
         ));
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/health", get(health))
+        .route("/ready", get(crate::readiness::ready))
         .route_service("/socket.io/", access.admit(&io, io.service()))
         .merge(ice_routes);
+    if settings.metrics.metrics_addr.is_none() {
+        router = router.merge(crate::prometheus::router(io.clone(), &settings.metrics));
+    }
     let router = crate::demo::mount(router, &settings.demo, ns);
     let router = admin::mount(router, admin.as_ref(), &io, ns)?;
     Ok((io, router))
 }
 
-/// `GET /health`: 200 `ok`, revealing nothing else.
-async fn health() -> &'static str {
+/// `GET /health`: 200 `ok`, revealing nothing else (liveness; `/ready` is readiness).
+pub async fn health() -> &'static str {
     "ok"
 }

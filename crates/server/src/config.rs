@@ -73,6 +73,21 @@ pub struct Settings {
 
     #[command(flatten)]
     pub access: crate::access::AccessArgs,
+
+    #[command(flatten)]
+    pub config_file: crate::config_file::ConfigFileArgs,
+
+    #[command(flatten)]
+    pub logging: crate::logging::LogArgs,
+
+    #[command(flatten)]
+    pub metrics: crate::prometheus::MetricsArgs,
+
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
+
+    #[command(flatten)]
+    pub shutdown: crate::shutdown::ShutdownArgs,
 }
 
 /// Parses `250ms`, `25s`, `2m` or a bare number of seconds.

@@ -78,6 +78,13 @@ impl BroadcastOperator {
                 let _ = socket.send_encoded(packet);
             }
         });
+        // Sockets away with their state kept get it when they come back
+        // (one atomic load when none is away).
+        if let Some(store) = &ns.recovery {
+            if !store.is_empty() {
+                store.broadcast(&self.opts, packet);
+            }
+        }
     }
 
     /// Disconnects every socket this broadcast reaches on this node.

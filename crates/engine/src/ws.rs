@@ -222,6 +222,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> WsConn<IO> {
             let (opcode, data) = match frame {
                 Frame::Text(t) => (OP_TEXT, t),
                 Frame::Binary(b) => (OP_BINARY, b),
+                Frame::Stamped(t, offset) => {
+                    // The stamp goes straight into the write buffer, behind
+                    // the shared packet bytes: nothing is copied or re-encoded.
+                    let mut digits = [0u8; 20];
+                    let (body, digits) = Frame::stamp_parts(&t, offset, &mut digits);
+                    let len = body.len() + digits.len() + 4;
+                    write_frame_header(&mut self.unwritten, OP_TEXT, len);
+                    self.unwritten.extend_from_slice(body);
+                    self.unwritten.extend_from_slice(b",\"");
+                    self.unwritten.extend_from_slice(digits);
+                    self.unwritten.extend_from_slice(b"\"]");
+                    continue;
+                }
             };
             write_frame_header(&mut self.unwritten, opcode, data.len());
             self.unwritten.extend_from_slice(&data);

@@ -22,6 +22,7 @@
 pub mod errors;
 pub mod events;
 pub mod identity;
+pub mod presence;
 pub mod relay;
 pub mod rooms;
 

@@ -10,8 +10,11 @@ use crate::config::Settings;
 
 /// The Socket.IO server and the router that serves it.
 pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
-    let mut builder = Builder::new(settings.engine_config()?, settings.relay_scope);
-    Rooms::new().attach(builder.signaling(&settings.namespace));
+    let mut config = settings.engine_config()?;
+    config.recovery = settings.recovery.engine(settings.max_queue_bytes)?;
+    let mut builder = Builder::new(config, settings.relay_scope);
+    Rooms::with_presence_grace(settings.recovery.presence_grace)
+        .attach(builder.signaling(&settings.namespace));
     let io = builder.build();
     let router = Router::new()
         .route("/health", get(health))

@@ -58,6 +58,9 @@ pub struct Settings {
     /// Transports clients may use: `polling`, `websocket`, or both (comma-separated).
     #[arg(long, env = "TRANSPORTS", default_value = "polling,websocket")]
     pub transports: String,
+
+    #[command(flatten)]
+    pub recovery: crate::recovery::RecoverySettings,
 }
 
 /// Parses `250ms`, `25s`, `2m` or a bare number of seconds.

@@ -2,6 +2,7 @@
 
 mod app;
 mod config;
+mod recovery;
 mod shutdown;
 
 use std::io::IsTerminal;

@@ -16,7 +16,14 @@ export const KIND = process.env.RTCIO_SIGNALING_SERVER === "node" ? "node" : "ru
  * own `env`: features whose defaults would get in the way of suites about
  * something else are set here (each suite about that feature overrides it).
  */
-export const SUITE_ENV = {};
+export const SUITE_ENV = {
+  // Connection-state recovery (on by default, as the reference) stamps every
+  // event with an offset, an extra last argument socket.io-client hands to
+  // listeners, and holds user-disconnected for the presence grace after an
+  // abrupt drop. The suites here pin exact argument lists and immediate
+  // presence, so they run with it off; recovery.test.mjs turns it on.
+  RECOVERY_WINDOW: "0",
+};
 
 /**
  * Starts the server on 127.0.0.1, port 0, with `extraArgs` (and `env` on top

@@ -60,10 +60,10 @@ impl Parked {
     /// receive; `None` if that offset cannot be resumed from (older than what
     /// was dropped, or newer than anything sent: forged or malformed).
     pub fn resume_from(mut self, offset: Option<u64>) -> Option<Parked> {
-        let offset = offset.unwrap_or(0);
-        if offset < self.lost || offset > self.last_offset {
+        if !self.can_resume_from(offset) {
             return None;
         }
+        let offset = offset.unwrap_or(0);
         let mut skip = false;
         self.frames.retain(|frame| {
             skip = match frame {
@@ -74,6 +74,14 @@ impl Parked {
             !skip
         });
         Some(self)
+    }
+}
+
+impl Parked {
+    /// Whether a client whose last offset is `offset` can resume here.
+    pub fn can_resume_from(&self, offset: Option<u64>) -> bool {
+        let offset = offset.unwrap_or(0);
+        offset >= self.lost && offset <= self.last_offset
     }
 }
 
@@ -240,6 +248,12 @@ impl RecoveryStore for MemoryStore {
     fn take(&self, pid: Sid, offset: Option<u64>) -> Option<Parked> {
         let mut inner = self.lock();
         inner.sweep(Instant::now());
+        // An offset it cannot resume from leaves the state for its owner: a
+        // guess at someone's pid with a bad offset does not destroy it.
+        let entry = inner.by_pid.get(&pid)?;
+        if !entry.parked.can_resume_from(offset) {
+            return None;
+        }
         let entry = inner.remove(pid);
         self.recount(&inner);
         drop(inner);
@@ -410,6 +424,12 @@ mod tests {
         let taken = store.take(pid, None).unwrap();
         assert!(taken.frames.is_empty(), "not reached by those broadcasts");
         assert!(store.take(pid, None).is_none(), "taken once");
+
+        let p = parked(vec![], 0, 4);
+        let pid = p.pid;
+        store.park(p);
+        assert!(store.take(pid, Some(5)).is_none(), "an offset never sent");
+        assert!(store.take(pid, Some(4)).is_some(), "the state stayed for its owner");
 
         store.park(parked(vec![], 0, 0));
         assert_eq!(store.len(), 1);

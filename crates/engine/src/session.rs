@@ -384,11 +384,14 @@ impl Driver {
     fn turn_ws(&mut self, cx: &mut Context<'_>) -> Result<bool, CloseReason> {
         let mut progress = false;
         let ws = self.ws.as_mut().expect("checked by caller");
+        let mut ended = None;
         if self.pending.len() < MAX_PENDING {
             match ws.poll_read(cx, &mut self.msgs) {
                 Poll::Ready(Ok(())) => progress = true,
                 Poll::Ready(Err(WsClosed::TooLarge)) => return Err(CloseReason::TooLarge),
-                Poll::Ready(Err(WsClosed::Peer)) => return Err(CloseReason::TransportClose),
+                // The messages read before the close frame count: a client's
+                // DISCONNECT right before it closes is its goodbye.
+                Poll::Ready(Err(WsClosed::Peer)) => ended = Some(CloseReason::TransportClose),
                 Poll::Ready(Err(WsClosed::Protocol(why))) => {
                     tracing::debug!(sid = %self.session.id, why, "websocket protocol error");
                     return Err(CloseReason::TransportError);
@@ -407,6 +410,9 @@ impl Driver {
             self.on_engine_packet(packet)?;
         }
         self.msgs = msgs;
+        if let Some(reason) = ended {
+            return Err(reason);
+        }
 
         // Frames leave the bounded outbox only once the previous batch is
         // fully written: while the kernel refuses writes they wait there,

@@ -262,7 +262,12 @@ impl Outbox {
     /// has every frame up to there, which need not be kept any more.
     pub(crate) fn confirm(&self, seq: u64) {
         let mut st = self.lock();
-        while st.sent.front().and_then(Frame::offset).is_some_and(|o| o <= seq) {
+        while st
+            .sent
+            .front()
+            .and_then(Frame::offset)
+            .is_some_and(|o| o <= seq)
+        {
             st.pop_sent_packet();
         }
         if st.sent.is_empty() && st.sent.capacity() > 0 {
@@ -393,7 +398,10 @@ mod tests {
         q.confirm(ping_mark);
         let left = q.take_leftover();
         assert_eq!((left.lost, left.seq), (0, 3));
-        assert_eq!(left.frames, vec![Frame::Stamped(Bytes::from_static(b"42[\"c\"]"), 3)]);
+        assert_eq!(
+            left.frames,
+            vec![Frame::Stamped(Bytes::from_static(b"42[\"c\"]"), 3)]
+        );
         assert_eq!(q.push([text("late")]), Err(Closed::Ended));
 
         // Past the limit the oldest kept packets go, and the queue remembers it.

@@ -156,7 +156,11 @@ impl Inner {
             self.expiry.pop_front();
             // A socket recovered and lost again is parked again under the
             // same pid, with a later deadline: only the matching one expires.
-            if self.by_pid.get(&pid).is_some_and(|e| e.deadline == deadline) {
+            if self
+                .by_pid
+                .get(&pid)
+                .is_some_and(|e| e.deadline == deadline)
+            {
                 self.remove(pid);
             }
         }
@@ -195,7 +199,7 @@ impl MemoryStore {
     }
 
     /// How many sockets are parked.
-    pub fn len(&self) -> usize {
+    pub fn parked(&self) -> usize {
         self.count.load(Ordering::Acquire)
     }
 }
@@ -357,10 +361,25 @@ mod tests {
         assert_eq!(p.frames, frames[3..].to_vec());
         let p = parked(frames.clone(), 2, 5).resume_from(Some(2)).unwrap();
         assert_eq!(p.frames, frames);
-        assert!(parked(frames.clone(), 2, 5).resume_from(Some(1)).is_none(), "too old");
-        assert!(parked(frames.clone(), 2, 5).resume_from(Some(6)).is_none(), "never sent");
-        assert!(parked(frames.clone(), 2, 5).resume_from(None).is_none(), "lost packets");
-        assert_eq!(parked(frames.clone(), 0, 5).resume_from(None).unwrap().frames, frames);
+        assert!(
+            parked(frames.clone(), 2, 5).resume_from(Some(1)).is_none(),
+            "too old"
+        );
+        assert!(
+            parked(frames.clone(), 2, 5).resume_from(Some(6)).is_none(),
+            "never sent"
+        );
+        assert!(
+            parked(frames.clone(), 2, 5).resume_from(None).is_none(),
+            "lost packets"
+        );
+        assert_eq!(
+            parked(frames.clone(), 0, 5)
+                .resume_from(None)
+                .unwrap()
+                .frames,
+            frames
+        );
     }
 
     #[test]
@@ -405,7 +424,10 @@ mod tests {
         };
         store.broadcast(&to_room, &packet);
         assert!(store.send(sid, &packet));
-        assert!(!store.send(sid, &packet), "a third packet is past the limit");
+        assert!(
+            !store.send(sid, &packet),
+            "a third packet is past the limit"
+        );
         assert!(store.is_empty() && store.take(pid, None).is_none());
 
         let p = parked(vec![], 0, 0);
@@ -429,10 +451,13 @@ mod tests {
         let pid = p.pid;
         store.park(p);
         assert!(store.take(pid, Some(5)).is_none(), "an offset never sent");
-        assert!(store.take(pid, Some(4)).is_some(), "the state stayed for its owner");
+        assert!(
+            store.take(pid, Some(4)).is_some(),
+            "the state stayed for its owner"
+        );
 
         store.park(parked(vec![], 0, 0));
-        assert_eq!(store.len(), 1);
+        assert_eq!(store.parked(), 1);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(store.is_empty(), "expired with its window");
     }

@@ -400,7 +400,8 @@ impl Socket {
             crate::namespace::guard("disconnect handler", || handler(self, reason));
         }
         if let Some((store, pid, leftover)) = park {
-            let data = std::mem::take(&mut *self.0.extensions.lock().unwrap_or_else(|e| e.into_inner()));
+            let data =
+                std::mem::take(&mut *self.0.extensions.lock().unwrap_or_else(|e| e.into_inner()));
             store.park(Parked {
                 sid: self.0.id,
                 pid,

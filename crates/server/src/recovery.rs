@@ -91,8 +91,19 @@ mod tests {
         assert!(s.recovery.engine(s.max_queue_bytes).is_err());
         let s = settings(&["--recovery-max-packets", "0"]);
         assert!(s.recovery.engine(s.max_queue_bytes).is_err());
-        let s = settings(&["--recovery-skip-middleware", "false", "--presence-grace", "3"]);
-        assert!(!s.recovery.engine(s.max_queue_bytes).unwrap().unwrap().skip_middleware);
+        let s = settings(&[
+            "--recovery-skip-middleware",
+            "false",
+            "--presence-grace",
+            "3",
+        ]);
+        assert!(
+            !s.recovery
+                .engine(s.max_queue_bytes)
+                .unwrap()
+                .unwrap()
+                .skip_middleware
+        );
         assert_eq!(s.recovery.presence_grace, Duration::from_secs(3));
     }
 }

@@ -75,7 +75,7 @@ impl BroadcastOperator {
         ns.adapter.broadcast(&self.opts, packet, &mut |sid| {
             if let Some(socket) = ns.get(sid) {
                 // A recipient that is gone or cut off is not the sender's problem.
-                let _ = socket.send_encoded(packet);
+                socket.send_broadcast(packet);
             }
         });
         // Sockets away with their state kept get it when they come back

@@ -357,7 +357,7 @@ mod tests {
             &encode_payload(&frames)[..],
             b"42[\"a\",{\"x\":1},\"0\"]\x1e42/n,[\"b\",\"18446744073709551615\"]"
         );
-        assert_eq!(frames[1].len(), 11 + STAMP_MAX);
+        assert_eq!(frames[1].len(), 10 + STAMP_MAX);
     }
 
     #[test]

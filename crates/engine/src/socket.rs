@@ -310,10 +310,14 @@ impl Socket {
         }
     }
 
-    /// Queues an encoded packet to this client.
+    /// Queues an encoded packet to this client. A socket whose connection was
+    /// lost, its state kept for a reconnect, keeps the packet for then.
     pub fn send_encoded(&self, packet: &Encoded) -> Result<(), EmitError> {
         if !self.connected() {
-            return Err(EmitError::Closed);
+            return match &self.0.ns.recovery {
+                Some(store) if self.recoverable() && store.send(self.0.id, packet) => Ok(()),
+                _ => Err(EmitError::Closed),
+            };
         }
         self.0
             .session
@@ -370,6 +374,14 @@ impl Socket {
 
     /// Leaves the namespace once: `disconnecting` handlers see the rooms, then
     /// the rooms are dropped, then `disconnect` handlers run.
+    /// Queues a packet a broadcast reaches this socket with: a parked socket
+    /// gets broadcasts from the recovery store, not through here.
+    pub(crate) fn send_broadcast(&self, packet: &Encoded) {
+        if self.connected() {
+            let _ = self.0.session.push(packet.frames());
+        }
+    }
+
     pub(crate) fn close(&self, reason: DisconnectReason) {
         self.close_with(reason, None);
     }
@@ -381,36 +393,37 @@ impl Socket {
             return;
         }
         let ns = &self.0.ns;
-        let park = match (&ns.recovery, self.0.pid, leftover) {
-            (Some(store), Some(pid), Some(leftover)) => Some((store, pid, leftover)),
-            _ => None,
-        };
-        if park.is_some() {
+        if let (Some(store), Some(pid), Some(leftover)) = (&ns.recovery, self.0.pid, leftover) {
+            // Parked before any handler runs: what peers send it from now on
+            // (a relay answering the departure hint, say) is kept for it. Its
+            // data is as it was when the connection was lost.
+            let data = self
+                .0
+                .extensions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            store.park(Parked {
+                sid: self.0.id,
+                pid,
+                rooms: ns.adapter.rooms_of(self.0.id).into_iter().skip(1).collect(),
+                data,
+                frames: leftover.frames_of(&ns.name),
+                lost: leftover.lost,
+                last_offset: leftover.seq,
+            });
             self.0.parking.store(true, Ordering::Release);
         }
         for handler in &ns.handlers.disconnecting {
             crate::namespace::guard("disconnecting handler", || handler(self, reason));
         }
-        let rooms = ns.adapter.remove_socket(self.0.id);
+        ns.adapter.remove_socket(self.0.id);
         ns.remove(self.0.id);
         self.0.session.forget_socket(&ns.name);
         // Dropping the senders tells every waiting emit_with_ack it will not be answered.
         self.0.acks.lock().unwrap_or_else(|e| e.into_inner()).take();
         for handler in &ns.handlers.disconnect {
             crate::namespace::guard("disconnect handler", || handler(self, reason));
-        }
-        if let Some((store, pid, leftover)) = park {
-            let data =
-                std::mem::take(&mut *self.0.extensions.lock().unwrap_or_else(|e| e.into_inner()));
-            store.park(Parked {
-                sid: self.0.id,
-                pid,
-                rooms,
-                data,
-                frames: leftover.frames_of(&ns.name),
-                lost: leftover.lost,
-                last_offset: leftover.seq,
-            });
         }
     }
 }

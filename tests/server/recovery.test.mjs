@@ -83,6 +83,47 @@ describe("connection-state recovery and departures", { skip: KIND === "node" ? "
   // SUITE_ENV turns recovery off for the other suites; on here, as by default.
   const start = (env) => startSignaling([], { env: { RECOVERY_WINDOW: "2m", ...env } });
 
+  describe("polling departures, by hand (Engine.IO over fetch)", () => {
+    const open = async () => {
+      const base = `${server.url}/socket.io/?EIO=4&transport=polling`;
+      const handshake = await (await fetch(base)).text();
+      const url = `${base}&sid=${JSON.parse(handshake.slice(1)).sid}`;
+      assert.equal((await fetch(url, { method: "POST", body: "40" })).status, 200);
+      assert.match(await (await fetch(url)).text(), /^40\{/);
+      return url;
+    };
+
+    it("an answered GET followed by a quiet gap is not a departure", async () => {
+      server = await start({});
+      const url = await open();
+      // The client between two polls, for longer than any departure takes to notice.
+      await new Promise((r) => setTimeout(r, 1000));
+      const pending = fetch(url);
+      const post = await fetch(url, { method: "POST", body: '42["check-room",{"roomId":"gap"}]' });
+      assert.equal(post.status, 200);
+      const res = await pending;
+      assert.equal(res.status, 200);
+      assert.match(await res.text(), /room-check-ok/);
+    });
+
+    it("a pending GET whose connection closes ends the session at once", async () => {
+      server = await start({});
+      const url = await open();
+      const abort = new AbortController();
+      const pending = fetch(url, { signal: abort.signal }).catch(() => "aborted");
+      await new Promise((r) => setTimeout(r, 200)); // let the GET reach the server
+      abort.abort();
+      assert.equal(await pending, "aborted");
+      // The session is gone: the next GET is refused as an unknown session
+      // (were the aborted GET still pending, it would be refused as an overlap).
+      // A GET racing the session's end gets the Engine.IO close packet instead.
+      const res = await fetch(url);
+      const body = await res.text();
+      if (res.status === 200) assert.equal(body, "1", "only the close packet");
+      else assert.match(body, /Session ID unknown/);
+    });
+  });
+
   for (const [mode] of modes()) {
     describe(mode, () => {
       for (const window of ["0", "2m"]) {

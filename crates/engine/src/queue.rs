@@ -69,11 +69,11 @@ pub(crate) struct Leftover {
 }
 
 impl State {
-    /// Drains every frame to `out`, keeping a copy (a reference count) of the
-    /// stamped ones and their attachments, within `retain`.
-    fn drain_keeping(&mut self, out: &mut Vec<Frame>, retain: Retain) {
+    /// Keeps the stamped frames of a written batch and their attachments,
+    /// within `retain` (moved, not copied: no reference count is taken).
+    fn keep(&mut self, written: &mut Vec<Frame>, retain: Retain) {
         let mut keep = false;
-        for frame in self.frames.drain(..) {
+        for frame in written.drain(..) {
             keep = match frame {
                 Frame::Stamped(..) => true,
                 Frame::Text(_) => false,
@@ -82,9 +82,8 @@ impl State {
             if keep {
                 self.sent_bytes += frame.len() + FRAME_OVERHEAD;
                 self.sent_packets += usize::from(frame.offset().is_some());
-                self.sent.push_back(frame.clone());
+                self.sent.push_back(frame);
             }
-            out.push(frame);
         }
         while self.sent_packets > retain.max_packets || self.sent_bytes > retain.max_bytes {
             if let Some(offset) = self.pop_sent_packet() {
@@ -207,10 +206,7 @@ impl Outbox {
     ) -> Poll<Result<(), Closed>> {
         let mut st = self.lock();
         if !st.frames.is_empty() {
-            match self.retain {
-                None => out.extend(st.frames.drain(..)),
-                Some(retain) => st.drain_keeping(out, retain),
-            }
+            out.extend(st.frames.drain(..));
             st.bytes = 0;
             if st.frames.capacity() > 64 {
                 // Release a burst's memory once it has gone out.
@@ -243,6 +239,17 @@ impl Outbox {
         };
         if let Some(w) = waker {
             w.wake();
+        }
+    }
+
+    /// Takes back a batch the consumer has written (emptying `written`):
+    /// with recovery on, its stamped frames are kept until the client
+    /// confirms them. The consumer writes from references and hands the
+    /// frames back here, so keeping them costs no copy or reference count.
+    pub(crate) fn written(&self, written: &mut Vec<Frame>) {
+        match self.retain {
+            Some(retain) if !written.is_empty() => self.lock().keep(written, retain),
+            _ => written.clear(),
         }
     }
 
@@ -393,6 +400,8 @@ mod tests {
         poll_fn(|cx| q.poll_drain(cx, &mut out)).await.unwrap();
         let offsets: Vec<_> = out.iter().map(Frame::offset).collect();
         assert_eq!(offsets, vec![Some(1), None, None, Some(2), None]);
+        q.written(&mut out);
+        assert!(out.is_empty());
         let ping_mark = q.seq();
         q.push([text("42[\"c\"]")]).unwrap();
         q.confirm(ping_mark);
@@ -409,6 +418,7 @@ mod tests {
         for _ in 0..5 {
             q.push([text("42[\"x\"]")]).unwrap();
             poll_fn(|cx| q.poll_drain(cx, &mut out)).await.unwrap();
+            q.written(&mut out);
         }
         let left = q.take_leftover();
         assert_eq!((left.lost, left.seq, left.frames.len()), (2, 5, 3));

@@ -428,7 +428,10 @@ impl Driver {
                 }
             }
             match self.session.outbox.poll_drain(cx, &mut self.frames) {
-                Poll::Ready(Ok(())) => ws.queue(self.frames.drain(..)),
+                Poll::Ready(Ok(())) => {
+                    ws.queue(self.frames.iter());
+                    self.session.outbox.written(&mut self.frames);
+                }
                 Poll::Ready(Err(Closed::SlowConsumer)) => return Err(CloseReason::SlowConsumer),
                 Poll::Ready(Err(Closed::Ended)) | Poll::Pending => break,
             }

@@ -196,7 +196,9 @@ pub(crate) async fn poll_get(session: &Arc<Session>) -> Result<Bytes, PollError>
     if closed {
         frames.push(Frame::CLOSE);
     }
-    Ok(eio::encode_payload(&frames))
+    let body = eio::encode_payload(&frames);
+    session.outbox.written(&mut frames);
+    Ok(body)
 }
 
 /// A polling POST: hands the body's packets to the session task.

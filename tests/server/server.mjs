@@ -16,11 +16,20 @@ export const KIND = process.env.RTCIO_SIGNALING_SERVER === "node" ? "node" : "ru
  * own `env`: features whose defaults would get in the way of suites about
  * something else are set here (each suite about that feature overrides it).
  */
-// NO_HISTORY: chat history off, so no suite writes ./rtcio.db and no join is
-// followed by `chat-history` (chat.test.mjs turns it on with its own database).
-// RATE_LIMIT=0: suites about other things send thousands of events and open
-// many connections from one address (limits.test.mjs turns the limits on).
-export const SUITE_ENV = { NO_HISTORY: "1", RATE_LIMIT: "0" };
+export const SUITE_ENV = {
+  // Chat history off, so no suite writes ./rtcio.db and no join is followed
+  // by `chat-history` (chat.test.mjs turns it on with its own database).
+  NO_HISTORY: "1",
+  // Suites about other things send thousands of events and open many
+  // connections from one address (limits.test.mjs turns the limits on).
+  RATE_LIMIT: "0",
+  // Connection-state recovery (on by default, as the reference) stamps every
+  // event with an offset, an extra last argument socket.io-client hands to
+  // listeners, and holds user-disconnected for the presence grace after an
+  // abrupt drop. The suites here pin exact argument lists and immediate
+  // presence, so they run with it off; recovery.test.mjs turns it on.
+  RECOVERY_WINDOW: "0",
+};
 
 /**
  * Starts the server on 127.0.0.1, port 0, with `extraArgs` (and `env` on top

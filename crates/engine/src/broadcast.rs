@@ -75,9 +75,16 @@ impl BroadcastOperator {
         ns.adapter.broadcast(&self.opts, packet, &mut |sid| {
             if let Some(socket) = ns.get(sid) {
                 // A recipient that is gone or cut off is not the sender's problem.
-                let _ = socket.send_encoded(packet);
+                socket.send_broadcast(packet);
             }
         });
+        // Sockets away with their state kept get it when they come back
+        // (one atomic load when none is away).
+        if let Some(store) = &ns.recovery {
+            if !store.is_empty() {
+                store.broadcast(&self.opts, packet);
+            }
+        }
     }
 
     /// Disconnects every socket this broadcast reaches on this node.

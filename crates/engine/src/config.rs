@@ -51,6 +51,38 @@ pub struct Config {
     pub max_queue_bytes: usize,
     pub transports: Transports,
     pub cors: Cors,
+    /// Connection-state recovery (socket.io 4.6+); `None`, socket.io's
+    /// default, turns it off.
+    pub recovery: Option<Recovery>,
+}
+
+/// Connection-state recovery: a client whose connection was lost (not one
+/// that said goodbye) and that reconnects within `window` gets back its
+/// socket id, rooms, per-socket data and the packets it missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    /// How long a lost socket's state is kept (socket.io: 2 minutes).
+    pub window: Duration,
+    /// Most packets kept for one socket (sent but unconfirmed, then missed
+    /// while away); past it an absent socket's state is dropped.
+    pub max_packets: usize,
+    /// Most bytes kept for one socket, counted like the outgoing queue.
+    pub max_bytes: usize,
+    /// Whether a recovered socket skips the connect middleware (socket.io's
+    /// `skipMiddlewares`, default true): its data, the identity included,
+    /// comes back with it.
+    pub skip_middleware: bool,
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Recovery {
+            window: Duration::from_secs(120),
+            max_packets: 1000,
+            max_bytes: 1 << 20,
+            skip_middleware: true,
+        }
+    }
 }
 
 impl Default for Config {
@@ -64,6 +96,7 @@ impl Default for Config {
             max_queue_bytes: 4 << 20,
             transports: Transports::default(),
             cors: Cors::default(),
+            recovery: None,
         }
     }
 }

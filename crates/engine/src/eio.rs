@@ -114,6 +114,12 @@ pub enum Frame {
     Text(Bytes),
     /// A binary message (a Socket.IO attachment).
     Binary(Bytes),
+    /// An event text packet (ending in `]`) stamped with its connection-state
+    /// recovery offset: written as the text with `,"<offset>"` inserted before
+    /// the closing bracket (the extra last argument socket.io's client keeps as
+    /// its last offset). The stamp is written straight into the transport's
+    /// output buffer, so the shared packet bytes are never copied or re-encoded.
+    Stamped(Bytes, u64),
 }
 
 impl Frame {
@@ -133,13 +139,69 @@ impl Frame {
     pub fn len(&self) -> usize {
         match self {
             Frame::Text(b) | Frame::Binary(b) => b.len(),
+            Frame::Stamped(b, _) => b.len() + STAMP_MAX,
         }
+    }
+
+    /// The recovery offset, for a stamped frame.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            Frame::Stamped(_, offset) => Some(*offset),
+            _ => None,
+        }
+    }
+
+    /// The text of a text frame (stamped or not), without any stamp.
+    pub fn text(&self) -> Option<&Bytes> {
+        match self {
+            Frame::Text(t) | Frame::Stamped(t, _) => Some(t),
+            Frame::Binary(_) => None,
+        }
+    }
+
+    /// Writes a text frame's wire text (stamp included) to `out`.
+    pub(crate) fn write_text(text: &[u8], offset: u64, out: &mut Vec<u8>) {
+        let mut digits = [0u8; 20];
+        let (body, digits) = Frame::stamp_parts(text, offset, &mut digits);
+        out.extend_from_slice(body);
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(digits);
+        out.extend_from_slice(b"\"]");
+    }
+
+    /// A stamped frame's text without its closing `]`, and the offset's digits
+    /// (formatted into `buf`): the wire text is `body,"digits"]`.
+    pub(crate) fn stamp_parts<'a>(
+        text: &'a [u8],
+        offset: u64,
+        buf: &'a mut [u8; 20],
+    ) -> (&'a [u8], &'a [u8]) {
+        // Stamped frames are events, whose text always ends with the array's `]`.
+        let body = text.strip_suffix(b"]").unwrap_or(text);
+        (body, format_u64(offset, buf))
     }
 
     /// Whether the frame holds no bytes (never true for a valid packet).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Most bytes a stamp adds: `,"` + 20 digits + `"` (the `]` is already there).
+pub(crate) const STAMP_MAX: usize = 23;
+
+/// `n` in decimal, written into `buf` without allocating.
+fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }
 
 /// The open packet that starts every session.
@@ -180,6 +242,7 @@ pub fn encode_payload(frames: &[Frame]) -> Bytes {
         .iter()
         .map(|f| match f {
             Frame::Text(t) => t.len() + 1,
+            Frame::Stamped(t, _) => t.len() + STAMP_MAX + 1,
             Frame::Binary(b) => b.len().div_ceil(3) * 4 + 2,
         })
         .sum();
@@ -190,6 +253,7 @@ pub fn encode_payload(frames: &[Frame]) -> Bytes {
         }
         match frame {
             Frame::Text(t) => out.extend_from_slice(t),
+            Frame::Stamped(t, offset) => Frame::write_text(t, *offset, &mut out),
             Frame::Binary(b) => {
                 out.push(b'b');
                 let start = out.len();
@@ -281,6 +345,19 @@ mod tests {
         ];
         assert_eq!(&encode_payload(&frames)[..], b"42[\"a\"]\x1ebAQIDBA==\x1e2");
         assert_eq!(&encode_payload(&[])[..], b"");
+    }
+
+    #[test]
+    fn stamped_frames_carry_their_offset_as_the_last_argument() {
+        let frames = [
+            Frame::Stamped(Bytes::from_static(b"42[\"a\",{\"x\":1}]"), 0),
+            Frame::Stamped(Bytes::from_static(b"42/n,[\"b\"]"), u64::MAX),
+        ];
+        assert_eq!(
+            &encode_payload(&frames)[..],
+            b"42[\"a\",{\"x\":1},\"0\"]\x1e42/n,[\"b\",\"18446744073709551615\"]"
+        );
+        assert_eq!(frames[1].len(), 10 + STAMP_MAX);
     }
 
     #[test]

@@ -48,6 +48,7 @@ mod event;
 mod handshake;
 mod namespace;
 mod queue;
+mod recovery;
 mod server;
 mod service;
 mod session;
@@ -59,12 +60,13 @@ pub mod ws;
 
 pub use adapter::{Adapter, BroadcastOptions, LocalAdapter, Room};
 pub use broadcast::BroadcastOperator;
-pub use config::{Config, Cors, Transports};
+pub use config::{Config, Cors, Recovery, Transports};
 pub use event::{
     AckError, AckSender, ArgError, Args, EmitError, Encoded, Event, Payload, Placeholder,
 };
 pub use handshake::Handshake;
 pub use namespace::{ConnectError, Namespace, NamespaceBuilder};
+pub use recovery::{MemoryStore, Parked, RecoveryStore};
 pub use server::{Server, ServerBuilder};
 pub use service::{EngineService, Service};
 pub use sid::{InvalidSid, Sid};

@@ -11,7 +11,9 @@ use std::sync::{Arc, RwLock};
 
 use crate::adapter::{Adapter, LocalAdapter, Room};
 use crate::broadcast::BroadcastOperator;
-use crate::event::{EmitError, Event, Payload};
+use crate::config::Recovery;
+use crate::event::{EmitError, Encoded, Event, Payload};
+use crate::recovery::{MemoryStore, RecoveryStore};
 use crate::sid::Sid;
 use crate::socket::{DisconnectReason, Socket};
 
@@ -81,6 +83,7 @@ pub struct NamespaceBuilder {
     pub(crate) name: String,
     pub(crate) handlers: Handlers,
     pub(crate) adapter: Option<Arc<dyn Adapter>>,
+    pub(crate) recovery_store: Option<Arc<dyn RecoveryStore>>,
 }
 
 impl NamespaceBuilder {
@@ -89,6 +92,7 @@ impl NamespaceBuilder {
             name: name.to_owned(),
             handlers: Handlers::default(),
             adapter: None,
+            recovery_store: None,
         }
     }
 
@@ -188,7 +192,18 @@ impl NamespaceBuilder {
         self
     }
 
-    pub(crate) fn build(self) -> Arc<NsInner> {
+    /// Keeps lost sockets' state in `store` instead of this process's memory
+    /// (used only when connection-state recovery is on).
+    pub fn recovery_store(&mut self, store: Arc<dyn RecoveryStore>) -> &mut Self {
+        self.recovery_store = Some(store);
+        self
+    }
+
+    pub(crate) fn build(self, recovery: Option<Recovery>) -> Arc<NsInner> {
+        let recovery_store = recovery.map(|limits| {
+            self.recovery_store
+                .unwrap_or_else(|| MemoryStore::new(limits) as Arc<dyn RecoveryStore>)
+        });
         Arc::new(NsInner {
             name: self.name.into_boxed_str(),
             handlers: self.handlers,
@@ -196,6 +211,7 @@ impl NamespaceBuilder {
                 .adapter
                 .unwrap_or_else(|| Arc::new(LocalAdapter::new())),
             sockets: RwLock::new(HashMap::new()),
+            recovery: recovery_store,
         })
     }
 }
@@ -205,6 +221,8 @@ pub(crate) struct NsInner {
     pub(crate) handlers: Handlers,
     pub(crate) adapter: Arc<dyn Adapter>,
     sockets: RwLock<HashMap<Sid, Socket>>,
+    /// Where lost sockets wait for their reconnect (recovery on).
+    pub(crate) recovery: Option<Arc<dyn RecoveryStore>>,
 }
 
 impl NsInner {
@@ -286,6 +304,25 @@ impl Namespace {
     /// Every non-empty room with its size.
     pub fn rooms(&self) -> Vec<(Room, usize)> {
         self.0.adapter.rooms()
+    }
+
+    /// The rooms of `sid` while it is away: its connection was lost and its
+    /// state is kept for a reconnect (connection-state recovery).
+    pub fn absent_rooms(&self, sid: Sid) -> Option<Vec<Room>> {
+        let store = self.0.recovery.as_ref()?;
+        if store.is_empty() {
+            return None;
+        }
+        store.rooms_of(sid)
+    }
+
+    /// Keeps `packet` for the absent socket `sid`, delivered if it recovers;
+    /// false when no such socket is away.
+    pub fn send_to_absent(&self, sid: Sid, packet: &Encoded) -> bool {
+        self.0
+            .recovery
+            .as_ref()
+            .is_some_and(|store| !store.is_empty() && store.send(sid, packet))
     }
 
     /// The adapter behind this namespace's rooms.

@@ -44,7 +44,7 @@ impl ServerBuilder {
         let namespaces = self
             .namespaces
             .into_iter()
-            .map(|b| (b.name.clone(), b.build()))
+            .map(|b| (b.name.clone(), b.build(self.config.recovery)))
             .collect();
         Server(Arc::new(ServerInner {
             config: self.config,

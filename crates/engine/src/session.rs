@@ -22,7 +22,8 @@ use tokio::time::{Instant, Sleep};
 use crate::eio::{self, Frame};
 use crate::event::{AckSender, Args, Event, EventName};
 use crate::namespace::{guard, BoxFuture, Handler};
-use crate::queue::{Closed, Outbox};
+use crate::queue::{Closed, Outbox, Retain};
+use crate::recovery::{self, Parked};
 use crate::server::ServerInner;
 use crate::sid::Sid;
 use crate::sio::{self, Kind};
@@ -56,6 +57,15 @@ pub(crate) enum CloseReason {
 }
 
 impl CloseReason {
+    /// Whether the connection was lost rather than closed on purpose (or for
+    /// misbehaving): only then is a socket's state kept for a reconnect.
+    fn recoverable(self) -> bool {
+        matches!(
+            self,
+            CloseReason::TransportClose | CloseReason::TransportError | CloseReason::PingTimeout
+        )
+    }
+
     fn for_sockets(self) -> DisconnectReason {
         match self {
             CloseReason::TransportClose | CloseReason::ConnectTimeout => {
@@ -111,11 +121,15 @@ impl Session {
         transport: u8,
     ) -> Arc<Session> {
         let limit = server.config.max_queue_bytes;
+        let retain = server.config.recovery.map(|r| Retain {
+            max_packets: r.max_packets,
+            max_bytes: r.max_bytes,
+        });
         Arc::new(Session {
             id: Sid::random(),
             server,
             handshake,
-            outbox: Outbox::new(limit),
+            outbox: Outbox::with_recovery(limit, retain),
             inbox: Mutex::new(Inbox::default()),
             transport: AtomicU8::new(transport),
             get_active: AtomicBool::new(false),
@@ -236,6 +250,7 @@ pub(crate) async fn run(session: Arc<Session>, ws: Option<WsConn<WsIo>>) {
         ping_interval: config.ping_interval,
         ping_timeout: config.ping_timeout,
         awaiting_pong: false,
+        ping_mark: 0,
         session,
         ws,
         job: None,
@@ -260,6 +275,8 @@ struct Driver {
     ping_interval: Duration,
     ping_timeout: Duration,
     awaiting_pong: bool,
+    /// Recovery: the last offset queued before the pending ping.
+    ping_mark: u64,
     /// The async handler (or connect middleware) running for this client.
     job: Option<BoxFuture<()>>,
     /// Packets waiting for the job to finish, in arrival order.
@@ -292,6 +309,9 @@ impl Driver {
                 return Err(CloseReason::PingTimeout);
             }
             self.awaiting_pong = true;
+            if self.session.server.config.recovery.is_some() {
+                self.ping_mark = self.session.outbox.seq();
+            }
             let _ = self.session.push([Frame::PING]);
             self.heartbeat
                 .as_mut()
@@ -364,11 +384,14 @@ impl Driver {
     fn turn_ws(&mut self, cx: &mut Context<'_>) -> Result<bool, CloseReason> {
         let mut progress = false;
         let ws = self.ws.as_mut().expect("checked by caller");
+        let mut ended = None;
         if self.pending.len() < MAX_PENDING {
             match ws.poll_read(cx, &mut self.msgs) {
                 Poll::Ready(Ok(())) => progress = true,
                 Poll::Ready(Err(WsClosed::TooLarge)) => return Err(CloseReason::TooLarge),
-                Poll::Ready(Err(WsClosed::Peer)) => return Err(CloseReason::TransportClose),
+                // The messages read before the close frame count: a client's
+                // DISCONNECT right before it closes is its goodbye.
+                Poll::Ready(Err(WsClosed::Peer)) => ended = Some(CloseReason::TransportClose),
                 Poll::Ready(Err(WsClosed::Protocol(why))) => {
                     tracing::debug!(sid = %self.session.id, why, "websocket protocol error");
                     return Err(CloseReason::TransportError);
@@ -387,6 +410,9 @@ impl Driver {
             self.on_engine_packet(packet)?;
         }
         self.msgs = msgs;
+        if let Some(reason) = ended {
+            return Err(reason);
+        }
 
         // Frames leave the bounded outbox only once the previous batch is
         // fully written: while the kernel refuses writes they wait there,
@@ -402,7 +428,10 @@ impl Driver {
                 }
             }
             match self.session.outbox.poll_drain(cx, &mut self.frames) {
-                Poll::Ready(Ok(())) => ws.queue(self.frames.drain(..)),
+                Poll::Ready(Ok(())) => {
+                    ws.queue(self.frames.iter());
+                    self.session.outbox.written(&mut self.frames);
+                }
                 Poll::Ready(Err(Closed::SlowConsumer)) => return Err(CloseReason::SlowConsumer),
                 Poll::Ready(Err(Closed::Ended)) | Poll::Pending => break,
             }
@@ -413,6 +442,10 @@ impl Driver {
     fn on_engine_packet(&mut self, packet: eio::Packet) -> Result<(), CloseReason> {
         match packet {
             eio::Packet::Pong(_) => {
+                if self.awaiting_pong && self.session.server.config.recovery.is_some() {
+                    // Everything queued before the ping has reached the client.
+                    self.session.outbox.confirm(self.ping_mark);
+                }
                 self.awaiting_pong = false;
                 self.heartbeat
                     .as_mut()
@@ -561,9 +594,24 @@ impl Driver {
         } else {
             serde_json::from_slice(&packet.data).ok()
         };
-        let socket = Socket::new(ns.clone(), self.session.clone(), auth);
-        if ns.handlers.middleware.is_empty() {
-            finish_connect(socket);
+        let mut restore = ns
+            .recovery
+            .as_ref()
+            .zip(recovery::resume_request(auth.as_deref()))
+            .and_then(|(store, (pid, offset))| store.take(pid, offset));
+        let socket = match restore.as_mut() {
+            Some(parked) => Socket::restored(ns.clone(), self.session.clone(), auth, parked),
+            None => Socket::new(ns.clone(), self.session.clone(), auth),
+        };
+        let skip = restore.is_some()
+            && self
+                .session
+                .server
+                .config
+                .recovery
+                .is_some_and(|r| r.skip_middleware);
+        if ns.handlers.middleware.is_empty() || skip {
+            finish_connect(socket, restore);
             return Ok(());
         }
         let middleware = ns.handlers.middleware.clone();
@@ -579,7 +627,7 @@ impl Driver {
                     return;
                 }
             }
-            finish_connect(socket);
+            finish_connect(socket, restore);
         }));
         Ok(())
     }
@@ -591,8 +639,14 @@ impl Driver {
         self.job = None;
         let sockets =
             std::mem::take(&mut *session.sockets.lock().unwrap_or_else(|e| e.into_inner()));
+        // A lost connection's sockets are kept for a reconnect, with what
+        // their queue held that the client may not have received.
+        let leftover = (session.server.config.recovery.is_some()
+            && reason.recoverable()
+            && !sockets.is_empty())
+        .then(|| session.outbox.take_leftover());
         for socket in sockets {
-            socket.close(reason.for_sockets());
+            socket.close_with(reason.for_sockets(), leftover.as_ref());
         }
         if reason == CloseReason::ServerShutdown {
             let _ = session.outbox.push([Frame::CLOSE]);
@@ -623,8 +677,9 @@ impl Driver {
     }
 }
 
-/// Makes a socket that passed its middleware live, and tells the client.
-fn finish_connect(socket: Socket) {
+/// Makes a socket that passed its middleware live, and tells the client; a
+/// recovered socket gets its rooms back and then the packets it missed.
+fn finish_connect(socket: Socket, restore: Option<Parked>) {
     let session = socket.0.session.clone();
     if session.transport() == CLOSED {
         return;
@@ -634,11 +689,27 @@ fn finish_connect(socket: Socket) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(socket.clone());
-    let _ = session.push([Frame::Text(sio::connect_ok(
-        socket.ns_name(),
-        socket.id().as_str(),
-    ))]);
+    let rooms = restore.map(|parked| {
+        // Offsets keep growing across the socket's sessions, so the client's
+        // last offset always points into the latest one. The missed packets
+        // go first, as socket.io sends them: the client holds them until the
+        // CONNECT answer and then delivers them before `connect`, so nothing
+        // sent to the socket once it is live can overtake them.
+        session.outbox.continue_after(parked.last_offset);
+        if !parked.frames.is_empty() {
+            let _ = session.push(parked.frames);
+        }
+        parked.rooms
+    });
+    let answer = match socket.0.pid {
+        Some(pid) => sio::connect_ok_with_pid(socket.ns_name(), socket.id().as_str(), pid.as_str()),
+        None => sio::connect_ok(socket.ns_name(), socket.id().as_str()),
+    };
+    let _ = session.push([Frame::Text(answer)]);
     socket.open();
+    for room in rooms.iter().flatten() {
+        socket.join(room);
+    }
     for hook in &socket.0.ns.handlers.connect {
         guard("connect handler", || hook(&socket));
     }

@@ -235,6 +235,44 @@ pub fn connect_ok(nsp: &str, sid: &str) -> Bytes {
     Bytes::from(out)
 }
 
+/// The Engine.IO message text of a CONNECT answer with a connection-state
+/// recovery session id (`{ sid, pid }`, socket.io 4.6+).
+pub fn connect_ok_with_pid(nsp: &str, sid: &str, pid: &str) -> Bytes {
+    let mut out = Vec::with_capacity(70 + nsp.len());
+    write_header(&mut out, Kind::Connect, 0, nsp, None);
+    serde_json::to_writer(&mut out, &serde_json::json!({ "sid": sid, "pid": pid }))
+        .expect("plain data");
+    Bytes::from(out)
+}
+
+/// For outgoing Engine.IO message text (`4...`): the namespace it is for and
+/// whether it is an event without an ack id, the only packets socket.io
+/// stamps with a recovery offset (an ack callback cannot be replayed).
+/// Reads only the header bytes.
+pub(crate) fn outgoing_header(text: &[u8]) -> (&[u8], bool) {
+    let (Some(b'4'), Some(&kind)) = (text.first(), text.get(1)) else {
+        return (b"/", false);
+    };
+    let mut i = 2;
+    if matches!(kind, b'5' | b'6') {
+        while text.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        i += 1; // the `-`
+    }
+    let mut nsp: &[u8] = b"/";
+    if text.get(i) == Some(&b'/') {
+        let start = i;
+        while text.get(i).is_some_and(|b| *b != b',') {
+            i += 1;
+        }
+        nsp = &text[start..i.min(text.len())];
+        i += 1;
+    }
+    let event = matches!(kind, b'2' | b'5') && text.get(i) == Some(&b'[');
+    (nsp, event)
+}
+
 /// The Engine.IO message text of a CONNECT_ERROR (`{ message, data? }`).
 pub fn connect_error(nsp: &str, message: &str, data: Option<&serde_json::Value>) -> Bytes {
     let mut out = Vec::with_capacity(40 + nsp.len() + message.len());
@@ -346,6 +384,23 @@ mod tests {
     }
 
     #[test]
+    fn outgoing_headers_name_the_namespace_and_plain_events() {
+        let cases: [(&[u8], &[u8], bool); 8] = [
+            (b"42[\"a\"]", b"/", true),
+            (b"42/calls,[\"a\"]", b"/calls", true),
+            (b"4212[\"a\"]", b"/", false),
+            (b"42/calls,3[\"a\"]", b"/calls", false),
+            (b"451-[\"a\",{}]", b"/", true),
+            (b"451-/x,[\"a\",{}]", b"/x", true),
+            (b"43/x,1[]", b"/x", false),
+            (b"2", b"/", false),
+        ];
+        for (text, nsp, event) in cases {
+            assert_eq!(outgoing_header(text), (nsp, event), "{text:?}");
+        }
+    }
+
+    #[test]
     fn encodes_headers() {
         let mut out = Vec::new();
         write_header(&mut out, Kind::Event, 0, "/", None);
@@ -363,6 +418,10 @@ mod tests {
             b"44{\"message\":\"Invalid namespace\"}"
         );
         assert_eq!(&disconnect("/")[..], b"41");
+        assert_eq!(
+            &connect_ok_with_pid("/", "abc", "def")[..],
+            b"40{\"pid\":\"def\",\"sid\":\"abc\"}"
+        );
         assert_eq!(&disconnect("/b")[..], b"41/b,");
     }
 }

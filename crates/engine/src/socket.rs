@@ -17,6 +17,8 @@ use crate::broadcast::BroadcastOperator;
 use crate::event::{AckError, Args, EmitError, Encoded, Payload};
 use crate::handshake::Handshake;
 use crate::namespace::{Namespace, NsInner};
+use crate::queue::Leftover;
+use crate::recovery::Parked;
 use crate::session::Session;
 use crate::sid::Sid;
 
@@ -76,6 +78,12 @@ pub(crate) struct SocketInner {
     acks: Mutex<Option<HashMap<u64, oneshot::Sender<Args>>>>,
     next_ack: AtomicU64,
     connected: AtomicBool,
+    /// The private recovery session id (with recovery on).
+    pub(crate) pid: Option<Sid>,
+    /// Whether this socket came back through connection-state recovery.
+    recovered: bool,
+    /// Whether this socket's state is being kept for a reconnect.
+    parking: AtomicBool,
 }
 
 impl Socket {
@@ -84,15 +92,41 @@ impl Socket {
         session: Arc<Session>,
         auth: Option<Box<RawValue>>,
     ) -> Socket {
+        let pid = ns.recovery.is_some().then(Sid::random);
+        Self::build(ns, session, auth, Sid::random(), pid, None)
+    }
+
+    /// The socket of a recovered session: its old id, pid and data.
+    pub(crate) fn restored(
+        ns: Arc<NsInner>,
+        session: Arc<Session>,
+        auth: Option<Box<RawValue>>,
+        parked: &mut Parked,
+    ) -> Socket {
+        let data = std::mem::take(&mut parked.data);
+        Self::build(ns, session, auth, parked.sid, Some(parked.pid), Some(data))
+    }
+
+    fn build(
+        ns: Arc<NsInner>,
+        session: Arc<Session>,
+        auth: Option<Box<RawValue>>,
+        id: Sid,
+        pid: Option<Sid>,
+        data: Option<http::Extensions>,
+    ) -> Socket {
         Socket(Arc::new(SocketInner {
-            id: Sid::random(),
+            id,
             ns,
             session,
             auth,
-            extensions: Mutex::new(http::Extensions::new()),
+            recovered: data.is_some(),
+            extensions: Mutex::new(data.unwrap_or_default()),
             acks: Mutex::new(None),
             next_ack: AtomicU64::new(0),
             connected: AtomicBool::new(false),
+            pid,
+            parking: AtomicBool::new(false),
         }))
     }
 
@@ -170,6 +204,21 @@ impl Socket {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove::<T>()
+    }
+
+    /// Whether this socket came back through connection-state recovery: same
+    /// id, rooms and data as before its connection was lost, missed packets
+    /// delivered (the client sees `socket.recovered === true`).
+    pub fn recovered(&self) -> bool {
+        self.0.recovered
+    }
+
+    /// Whether this socket's state is kept for a reconnect: true in the
+    /// `disconnecting` and `disconnect` handlers of a socket whose connection
+    /// was lost (not closed on purpose) while recovery is on. Presence can
+    /// then wait before telling the socket's peers it left.
+    pub fn recoverable(&self) -> bool {
+        self.0.parking.load(Ordering::Acquire)
     }
 
     /// Whether the socket is still connected.
@@ -272,10 +321,14 @@ impl Socket {
         }
     }
 
-    /// Queues an encoded packet to this client.
+    /// Queues an encoded packet to this client. A socket whose connection was
+    /// lost, its state kept for a reconnect, keeps the packet for then.
     pub fn send_encoded(&self, packet: &Encoded) -> Result<(), EmitError> {
         if !self.connected() {
-            return Err(EmitError::Closed);
+            return match &self.0.ns.recovery {
+                Some(store) if self.recoverable() && store.send(self.0.id, packet) => Ok(()),
+                _ => Err(EmitError::Closed),
+            };
         }
         self.0
             .session
@@ -332,11 +385,46 @@ impl Socket {
 
     /// Leaves the namespace once: `disconnecting` handlers see the rooms, then
     /// the rooms are dropped, then `disconnect` handlers run.
+    /// Queues a packet a broadcast reaches this socket with: a parked socket
+    /// gets broadcasts from the recovery store, not through here.
+    pub(crate) fn send_broadcast(&self, packet: &Encoded) {
+        if self.connected() {
+            let _ = self.0.session.push(packet.frames());
+        }
+    }
+
     pub(crate) fn close(&self, reason: DisconnectReason) {
+        self.close_with(reason, None);
+    }
+
+    /// [`close`](Self::close), keeping the socket's state for a reconnect
+    /// when its connection was lost (`leftover` is what its queue held).
+    pub(crate) fn close_with(&self, reason: DisconnectReason, leftover: Option<&Leftover>) {
         if !self.0.connected.swap(false, Ordering::AcqRel) {
             return;
         }
         let ns = &self.0.ns;
+        if let (Some(store), Some(pid), Some(leftover)) = (&ns.recovery, self.0.pid, leftover) {
+            // Parked before any handler runs: what peers send it from now on
+            // (a relay answering the departure hint, say) is kept for it. Its
+            // data is as it was when the connection was lost.
+            let data = self
+                .0
+                .extensions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            store.park(Parked {
+                sid: self.0.id,
+                pid,
+                rooms: ns.adapter.rooms_of(self.0.id).into_iter().skip(1).collect(),
+                data,
+                frames: leftover.frames_of(&ns.name),
+                lost: leftover.lost,
+                last_offset: leftover.seq,
+            });
+            self.0.parking.store(true, Ordering::Release);
+        }
         for handler in &ns.handlers.disconnecting {
             crate::namespace::guard("disconnecting handler", || handler(self, reason));
         }

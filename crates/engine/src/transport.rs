@@ -157,13 +157,29 @@ pub(crate) async fn poll_get(session: &Arc<Session>) -> Result<Bytes, PollError>
         session.kill(session::CloseReason::TransportError);
         return Err(PollError::Overlap);
     }
-    struct Release<'a>(&'a Session);
+    /// Ends the GET. Dropped unanswered means hyper gave the request up: its
+    /// connection closed while the GET was pending. That is how a polling
+    /// client's departure shows (a closed tab, a killed process), as Engine.IO
+    /// treats it: the session ends at once, as for a WebSocket whose TCP
+    /// connection drops, instead of when the heartbeat gives up. A GET that
+    /// was answered is not a departure, however long the client takes to send
+    /// the next one (the heartbeat covers that gap).
+    struct Release<'a> {
+        session: &'a Session,
+        answered: bool,
+    }
     impl Drop for Release<'_> {
         fn drop(&mut self) {
-            self.0.get_active.store(false, Ordering::Release);
+            self.session.get_active.store(false, Ordering::Release);
+            if !self.answered && self.session.transport() == POLLING {
+                self.session.kill(session::CloseReason::TransportClose);
+            }
         }
     }
-    let _release = Release(session);
+    let mut release = Release {
+        session,
+        answered: false,
+    };
     let mut frames = Vec::new();
     let closed = poll_fn(|cx| match session.outbox.poll_drain(cx, &mut frames) {
         Poll::Ready(Ok(())) => Poll::Ready(session.outbox.closed().is_some()),
@@ -176,10 +192,13 @@ pub(crate) async fn poll_get(session: &Arc<Session>) -> Result<Bytes, PollError>
         Poll::Pending => Poll::Pending,
     })
     .await;
+    release.answered = true;
     if closed {
         frames.push(Frame::CLOSE);
     }
-    Ok(eio::encode_payload(&frames))
+    let body = eio::encode_payload(&frames);
+    session.outbox.written(&mut frames);
+    Ok(body)
 }
 
 /// A polling POST: hands the body's packets to the session task.

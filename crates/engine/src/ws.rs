@@ -217,14 +217,28 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> WsConn<IO> {
 
     /// Encodes `frames` behind anything still unwritten. Nothing is sent until
     /// [`poll_flush`](Self::poll_flush).
-    pub fn queue(&mut self, frames: impl IntoIterator<Item = Frame>) {
+    pub fn queue<F: std::borrow::Borrow<Frame>>(&mut self, frames: impl IntoIterator<Item = F>) {
         for frame in frames {
-            let (opcode, data) = match frame {
+            let (opcode, data) = match frame.borrow() {
                 Frame::Text(t) => (OP_TEXT, t),
                 Frame::Binary(b) => (OP_BINARY, b),
+                Frame::Stamped(t, offset) => {
+                    let (t, offset) = (t, *offset);
+                    // The stamp goes straight into the write buffer, behind
+                    // the shared packet bytes: nothing is copied or re-encoded.
+                    let mut digits = [0u8; 20];
+                    let (body, digits) = Frame::stamp_parts(t, offset, &mut digits);
+                    let len = body.len() + digits.len() + 4;
+                    write_frame_header(&mut self.unwritten, OP_TEXT, len);
+                    self.unwritten.extend_from_slice(body);
+                    self.unwritten.extend_from_slice(b",\"");
+                    self.unwritten.extend_from_slice(digits);
+                    self.unwritten.extend_from_slice(b"\"]");
+                    continue;
+                }
             };
             write_frame_header(&mut self.unwritten, opcode, data.len());
-            self.unwritten.extend_from_slice(&data);
+            self.unwritten.extend_from_slice(data);
         }
     }
 

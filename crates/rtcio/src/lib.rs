@@ -34,6 +34,7 @@ mod http_client;
 pub mod ice;
 pub mod identity;
 pub mod policy;
+pub mod presence;
 pub mod ratelimit;
 pub mod relay;
 pub mod rooms;

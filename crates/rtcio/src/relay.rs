@@ -56,7 +56,7 @@ pub fn add_default_listeners(
 /// Relays one envelope, or tells the sender why not.
 pub fn relay(socket: &Socket, event: &Event, scope: RelayScope) {
     match route(socket, event, scope) {
-        Ok((target, packet)) => {
+        Ok(Some((target, packet))) => {
             if target.send_encoded(&packet).is_err() {
                 tracing::debug!(from = %socket.id(), to = %target.id(), "relay target went away");
             } else {
@@ -65,15 +65,18 @@ pub fn relay(socket: &Socket, event: &Event, scope: RelayScope) {
                 counters.bytes.increment(packet.text.len() as u64);
             }
         }
+        Ok(None) => {}
         Err(e) => e.send(socket),
     }
 }
 
+/// The target and the packet for it; `None` when the target's connection was
+/// lost and the packet is kept for its recovery instead.
 fn route(
     socket: &Socket,
     event: &Event,
     scope: RelayScope,
-) -> Result<(Socket, Encoded), ClientError> {
+) -> Result<Option<(Socket, Encoded)>, ClientError> {
     let bad = || {
         ClientError::new(
             ErrorCode::BadRequest,
@@ -93,11 +96,32 @@ fn route(
     };
     let target_sid: Sid = target_id.parse().map_err(|_| unreachable())?;
     let ns = socket.ns();
-    let target = ns.get_socket(target_sid).ok_or_else(unreachable)?;
+    let Some(target) = ns.get_socket(target_sid) else {
+        return to_absent(socket, &ns, target_sid, scope, &envelope).ok_or_else(unreachable);
+    };
     if scope == RelayScope::SharedRoom && !ns.adapter().share_room(socket.id(), target_sid) {
         return Err(unreachable());
     }
-    Ok((target, envelope.rewrite(ns.name(), socket.id())))
+    Ok(Some((target, envelope.rewrite(ns.name(), socket.id()))))
+}
+
+/// Keeps an envelope for a target whose connection was lost and whose state
+/// waits for its reconnect (connection-state recovery): it gets it, in
+/// order, if it comes back. `None` if no such target is away (or, with the
+/// room scope, it shared no room with the sender when it left).
+fn to_absent(
+    socket: &Socket,
+    ns: &rtcio_engine::Namespace,
+    target: Sid,
+    scope: RelayScope,
+    envelope: &Envelope,
+) -> Option<Option<(Socket, Encoded)>> {
+    let rooms = ns.absent_rooms(target)?;
+    if scope == RelayScope::SharedRoom && !rooms.iter().any(|room| socket.in_room(room)) {
+        return None;
+    }
+    ns.send_to_absent(target, &envelope.rewrite(ns.name(), socket.id()))
+        .then_some(None)
 }
 
 /// The envelope's members, in order, as raw JSON.

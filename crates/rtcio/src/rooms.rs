@@ -20,6 +20,7 @@ use crate::errors::{send_join_error, ClientError, ErrorCode};
 use crate::events::{app, INIT_OFFER};
 use crate::identity::Identity;
 use crate::policy::{JoinRequest, RoomPolicy};
+use crate::presence::Presence;
 
 /// Longest room id, in characters.
 pub const MAX_ROOM_ID: usize = 128;
@@ -80,6 +81,8 @@ pub struct Rooms {
     /// Called after each new join, in registration order.
     joined: RwLock<Vec<JoinHook>>,
     rules: RoomRules,
+    /// Departures of lost sockets held for the presence grace.
+    presence: Arc<Presence>,
 }
 
 /// The rooms a socket was in when it started leaving (kept for the cleanup after it left).
@@ -94,8 +97,22 @@ impl Rooms {
 
     /// Rooms with these caps and access policy.
     pub fn with_rules(rules: RoomRules) -> Arc<Self> {
+        Rooms::configured(rules, crate::presence::DEFAULT_GRACE)
+    }
+
+    /// Rooms whose `user-disconnected` for a socket whose connection was lost
+    /// waits `grace` for it to come back (connection-state recovery on; the
+    /// default is [`crate::presence::DEFAULT_GRACE`]). Without recovery, or
+    /// for a goodbye, departures are announced at once whatever the grace.
+    pub fn with_presence_grace(grace: std::time::Duration) -> Arc<Self> {
+        Rooms::configured(RoomRules::default(), grace)
+    }
+
+    /// Rooms with caps, access policy and presence grace.
+    pub fn configured(rules: RoomRules, grace: std::time::Duration) -> Arc<Self> {
         Arc::new(Rooms {
             rules,
+            presence: Arc::new(Presence::new(grace)),
             ..Rooms::default()
         })
     }
@@ -119,6 +136,7 @@ impl Rooms {
     /// Attaches every rooms & presence handler to a namespace.
     pub fn attach(self: &Arc<Self>, ns: &mut NamespaceBuilder) {
         let (join, check, leave, gone) = (self.clone(), self.clone(), self.clone(), self.clone());
+        let (departing, back) = (self.clone(), self.presence.clone());
         if self.rules.policy.is_some() {
             // The policy may wait on a service: the socket's later events wait
             // behind it, so its joins and leaves keep their order.
@@ -139,8 +157,13 @@ impl Rooms {
         })
         .on(app::MEDIA_STATE, media_state)
         .on(app::STOP_SCREEN_SHARE, stop_screen_share)
-        .on_disconnecting(announce_departure)
-        .on_disconnect(move |socket, _| gone.forget_empty_rooms(socket));
+        .on_disconnecting(move |socket, reason| departing.announce_departure(socket, reason))
+        .on_disconnect(move |socket, _| gone.forget_empty_rooms(socket))
+        .on_connect(move |socket| {
+            if socket.recovered() {
+                back.recovered(socket);
+            }
+        });
     }
 
     /// `join-room { roomId, name?, password? }`, without the access policy
@@ -359,7 +382,10 @@ impl Rooms {
         let Some(LeftRooms(rooms)) = socket.remove::<LeftRooms>() else {
             return;
         };
-        let ns = socket.ns();
+        self.forget_passwords_of_empty(&socket.ns(), &rooms);
+    }
+
+    fn forget_passwords_of_empty(&self, ns: &rtcio_engine::Namespace, rooms: &[Room]) {
         let mut passwords = self.passwords();
         for room in rooms.iter() {
             if ns.room_len(room) == 0 {
@@ -367,15 +393,24 @@ impl Rooms {
             }
         }
     }
-}
 
-/// `user-disconnected { id }` to every room of a leaving socket (once per peer).
-fn announce_departure(socket: &Socket, _reason: DisconnectReason) {
-    if let Some(peers) = socket.peers() {
-        let _ = peers.emit(app::USER_DISCONNECTED, &json!({ "id": socket.id() }));
-        socket.insert(LeftRooms(
-            socket.rooms().get(1..).unwrap_or_default().into(),
-        ));
+    /// `user-disconnected { id }` to every room of a leaving socket (once per
+    /// peer). A socket whose connection was lost, with recovery on, is held
+    /// for the presence grace instead, its rooms' passwords kept meanwhile.
+    fn announce_departure(self: &Arc<Self>, socket: &Socket, _reason: DisconnectReason) {
+        if socket.recoverable() {
+            let rooms = self.clone();
+            self.presence.hold(socket, move |ns, left| {
+                rooms.forget_passwords_of_empty(ns, left)
+            });
+            return;
+        }
+        if let Some(peers) = socket.peers() {
+            let _ = peers.emit(app::USER_DISCONNECTED, &json!({ "id": socket.id() }));
+            socket.insert(LeftRooms(
+                socket.rooms().get(1..).unwrap_or_default().into(),
+            ));
+        }
     }
 }
 

@@ -12,12 +12,14 @@ use crate::config::Settings;
 
 /// The Socket.IO server and the router that serves it.
 pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
-    let mut builder = Builder::new(settings.engine_config()?, settings.relay_scope);
+    let mut config = settings.engine_config()?;
+    config.recovery = settings.recovery.engine(settings.max_queue_bytes)?;
+    let mut builder = Builder::new(config, settings.relay_scope);
     let ns = settings.namespace.as_str();
     // Authentication and rate limits first: they guard everything after them.
     let access = settings.access.build()?;
     access.attach(builder.signaling(ns));
-    let rooms = Rooms::with_rules(access.rules.clone());
+    let rooms = Rooms::configured(access.rules.clone(), settings.recovery.presence_grace);
     crate::observe::count_joins(&rooms);
     rooms.attach(crate::observe::attach(builder.signaling(ns)));
     let chat = settings.chat.attach(builder.signaling(ns), &rooms)?;

@@ -88,6 +88,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub shutdown: crate::shutdown::ShutdownArgs,
+
+    #[command(flatten)]
+    pub recovery: crate::recovery::RecoverySettings,
 }
 
 /// Parses `250ms`, `25s`, `2m` or a bare number of seconds.

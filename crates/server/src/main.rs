@@ -17,6 +17,7 @@ mod observe;
 mod process;
 mod prometheus;
 mod readiness;
+mod recovery;
 mod secret;
 mod shutdown;
 mod tls;

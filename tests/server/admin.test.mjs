@@ -7,6 +7,7 @@ import path from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import { io } from "socket.io-client";
 import { MODES, ROOT, modes, startServer, until } from "../lib/harness.mjs";
+import { now, sign } from "./tokens.mjs";
 import {
   KIND,
   assertDeparture,
@@ -419,6 +420,38 @@ describe("admin with an authenticator (identities, kick by user)", { skip }, () 
         assert.ok(ben.socket.connected && guest.socket.connected);
         assertAckError(await ask(X, "kick", { userId: "ann" }), "not-found");
       });
+    });
+  }
+});
+
+// With JWT authentication on, a token with `admin: true` opens /admin (no
+// admin token configured at all), and the same token's `sub` shows in
+// list-rooms; a valid token without the claim is refused.
+describe("admin namespace through JWT admin claims", { skip }, () => {
+  const SECRET = "jwt-secret-for-admin-claims-4e9d";
+  let server;
+  before(async () => {
+    server = await startSignaling([], { env: { JWT_SECRET: SECRET } });
+  });
+  after(() => server?.stop());
+  const pool = clientPool();
+  afterEach(() => pool.closeAll());
+  const token = (claims) => sign("HS256", { exp: now() + 600, ...claims }, SECRET);
+
+  for (const mode of ["websocket", "polling"]) {
+    it(`admin: true connects and lists members with their user ids; no claim is refused (${mode})`, async () => {
+      const err = await refusal(`${server.url}/admin`, mode, { auth: { token: token({ sub: "eve" }) } });
+      assert.equal(err.data?.code, "forbidden", JSON.stringify(err.data));
+
+      const R = uniqueRoom("jwt-admin");
+      const member = await pool.connect(server.url, mode, { auth: { token: token({ sub: "carol", username: "Carol" }) } });
+      await join(member, R, "carol");
+      const admin = await pool.connect(`${server.url}/admin`, mode, { auth: { token: token({ sub: "root", admin: true }) } });
+      const reply = await admin.socket.timeout(5000).emitWithAck("list-rooms");
+      assert.equal(reply.ok, true, JSON.stringify(reply));
+      const room = reply.rooms.find((r) => r.roomId === R || r.id === R);
+      assert.ok(room, JSON.stringify(reply.rooms));
+      assert.ok(JSON.stringify(room).includes('"carol"'), JSON.stringify(room));
     });
   }
 });

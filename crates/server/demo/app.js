@@ -46,6 +46,7 @@ const MESSAGES = {
   "too-many-rooms": "You are already in as many rooms as the server allows.",
   unavailable: "A service the server needs is unavailable right now. Try again in a moment.",
   kicked: "You were removed from the room by an administrator.",
+  "not-found": "That room or person is not here any more.",
 };
 
 const describe = (code, message) =>

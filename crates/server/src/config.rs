@@ -173,10 +173,11 @@ impl Settings {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn settings(args: &[&str]) -> Settings {
+    /// Settings parsed from `args` as the command line (the environment too).
+    pub(crate) fn settings(args: &[&str]) -> Settings {
         Settings::try_parse_from(std::iter::once("rtcio-server").chain(args.iter().copied()))
             .unwrap()
     }

@@ -84,10 +84,7 @@ mod tests {
 
     use crate::config::Settings;
 
-    fn settings(args: &[&str]) -> Settings {
-        Settings::try_parse_from(std::iter::once("rtcio-server").chain(args.iter().copied()))
-            .unwrap()
-    }
+    use crate::config::tests::settings;
 
     #[test]
     fn defaults_are_the_seeds() {

@@ -65,14 +65,9 @@ impl RecoverySettings {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Settings;
-    use clap::Parser;
     use std::time::Duration;
 
-    fn settings(args: &[&str]) -> Settings {
-        Settings::try_parse_from(std::iter::once("rtcio-server").chain(args.iter().copied()))
-            .unwrap()
-    }
+    use crate::config::tests::settings;
 
     #[test]
     fn recovery_is_on_by_default_as_the_reference() {

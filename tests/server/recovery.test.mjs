@@ -114,9 +114,20 @@ describe("connection-state recovery and departures", { skip: KIND === "node" ? "
       await new Promise((r) => setTimeout(r, 200)); // let the GET reach the server
       abort.abort();
       assert.equal(await pending, "aborted");
-      // The session is gone: the next GET is refused as an unknown session
-      // (were the aborted GET still pending, it would be refused as an overlap).
-      // A GET racing the session's end gets the Engine.IO close packet instead.
+      // The server ends the session by itself: its session gauge drops to 0
+      // (a probe that cannot disturb the session, unlike another GET, which
+      // would be refused as an overlap while the aborted one still counted).
+      const sessions = async () => {
+        const text = await (await fetch(`${server.url}/metrics`)).text();
+        return Number(/^rtcio_engine_sessions (\S+)$/m.exec(text)?.[1]);
+      };
+      const deadline = Date.now() + 10_000;
+      while ((await sessions()) !== 0) {
+        assert.ok(Date.now() < deadline, "the session was not ended within 10 s of its GET's connection closing");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // And it is gone for the client too: the next GET is refused as an
+      // unknown session.
       const res = await fetch(url);
       const body = await res.text();
       if (res.status === 200) assert.equal(body, "1", "only the close packet");

@@ -3,25 +3,13 @@
 // checked for exactly what its source implements.
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
-import { io } from "socket.io-client";
-import { MODES, until } from "../lib/harness.mjs";
-import { assertError, barrier, clientPool, join, seen, tryJoin, uniqueRoom, waitAny } from "../server/server.mjs";
+import { until } from "../lib/harness.mjs";
+import { assertError, attempt, barrier, clientPool, join, seen, tryJoin, uniqueRoom, waitAny } from "../server/server.mjs";
 import { now, sign } from "../server/tokens.mjs";
 import { startExample } from "./example-server.mjs";
 
 const SECRET = "example-secret";
 const token = (sub, extra = {}) => sign("HS256", { sub, exp: now() + 600, ...extra }, SECRET);
-
-function attempt(url, mode, opts) {
-  const socket = io(url, { ...MODES[mode], forceNew: true, reconnection: false, timeout: 5000, ...opts });
-  return new Promise((resolve) => {
-    socket.once("connect", () => resolve({ ok: true, socket }));
-    socket.once("connect_error", (err) => {
-      socket.close();
-      resolve({ ok: false, message: err.message });
-    });
-  });
-}
 
 describe("example auth_middleware", () => {
   let server;

@@ -9,6 +9,7 @@ import { after, afterEach, before, describe, it } from "node:test";
 import { chromium } from "playwright-core";
 import { until } from "../lib/harness.mjs";
 import { KIND, assertDeparture, barrier, clientPool, join, seen, startSignaling, uniqueRoom } from "./server.mjs";
+import { CHROMIUM, FLAGS } from "../demo/browser.mjs";
 
 const TOKEN = "admin-page-token-0123456789abcdef";
 const skip = KIND === "node" ? "the Node reference has no admin page" : false;
@@ -21,18 +22,9 @@ describe("admin page in Chromium", { skip }, () => {
     server = await startSignaling([], { env: { ADMIN_TOKEN: TOKEN } });
     profile = await mkdtemp(path.join(os.tmpdir(), "rtcio-admin-chromium-"));
     context = await chromium.launchPersistentContext(profile, {
-      executablePath: "/usr/bin/chromium",
+      executablePath: CHROMIUM,
       headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
+      args: FLAGS,
     });
   });
   after(async () => {

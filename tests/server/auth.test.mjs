@@ -5,27 +5,14 @@
 // accepted token's `sub` shows up as `userId` in presence.
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
-import { io } from "socket.io-client";
-import { MODES, until } from "../lib/harness.mjs";
-import { KIND, clientPool, join, startSignaling, uniqueRoom, waitAny } from "./server.mjs";
+import { until } from "../lib/harness.mjs";
+import { KIND, attempt, clientPool, join, startSignaling, uniqueRoom, waitAny } from "./server.mjs";
 import { ecKeys, jwk, now, pemFile, rsaKeys, sign, startService } from "./tokens.mjs";
 
 const AUTH_MODES = ["websocket", "polling", "upgrade"];
 const SECRET = "test-secret-0123456789";
 const AUDIENCE = "rtcio-calls";
 const ISSUER = "https://issuer.test";
-
-/** Opens a socket with `opts` and resolves to `{ ok: true, socket }` or `{ ok: false, message }`. */
-function attempt(url, mode, opts) {
-  const socket = io(url, { ...MODES[mode], forceNew: true, reconnection: false, timeout: 5000, ...opts });
-  return new Promise((resolve) => {
-    socket.once("connect", () => resolve({ ok: true, socket }));
-    socket.once("connect_error", (err) => {
-      socket.close();
-      resolve({ ok: false, message: err.message });
-    });
-  });
-}
 
 async function refusedWith(url, mode, opts, message) {
   const r = await attempt(url, mode, opts);

@@ -6,24 +6,11 @@
 import assert from "node:assert/strict";
 import http from "node:http";
 import { after, afterEach, before, describe, it } from "node:test";
-import { io } from "socket.io-client";
-import { MODES, until } from "../lib/harness.mjs";
-import { KIND, assertError, barrier, clientPool, join, seen, startSignaling, tryJoin, uniqueRoom, waitAny } from "./server.mjs";
+import { until } from "../lib/harness.mjs";
+import { KIND, assertError, attempt, barrier, clientPool, join, seen, startSignaling, tryJoin, uniqueRoom, waitAny } from "./server.mjs";
 
 const MSG = "#rtcio:message";
 const RUST = { skip: KIND === "node" && "the reference server has no limits" };
-
-/** Opens a socket; resolves `{ ok, socket?, message? }`. */
-function attempt(url, mode, opts = {}) {
-  const socket = io(url, { ...MODES[mode], forceNew: true, reconnection: false, timeout: 5000, ...opts });
-  return new Promise((resolve) => {
-    socket.once("connect", () => resolve({ ok: true, socket }));
-    socket.once("connect_error", (err) => {
-      socket.close();
-      resolve({ ok: false, message: err.message });
-    });
-  });
-}
 
 /** A raw Engine.IO handshake request: `{ status, headers, body }`. */
 function handshake(url, headers = {}) {

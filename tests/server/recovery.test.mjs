@@ -31,11 +31,6 @@ const plainSeen = (client, from = 0) => seen(client, from).map(withoutOffset);
 const PRESENCE = ["user-connected", "user-disconnected", "#rtcio:init-offer", "#rtcio:peer-left"];
 const presence = (client, from = 0) => plainSeen(client, from).filter(([e]) => PRESENCE.includes(e));
 
-/** A client that does not reconnect by itself: tests cut its transport and call `socket.connect()`. */
-async function connectClient(pool, url, mode) {
-  return pool.connect(url, mode);
-}
-
 /** Cuts the client's transport (the server sees the connection lost, not a goodbye). */
 async function cut(client, peer) {
   const gone = waitAny(peer.socket, ["#rtcio:peer-left"], (p) => p?.id === client.id, DEPARTURE_MS);
@@ -82,6 +77,16 @@ describe("connection-state recovery and departures", { skip: KIND === "node" ? "
 
   // SUITE_ENV turns recovery off for the other suites; on here, as by default.
   const start = (env) => startSignaling([], { env: { RECOVERY_WINDOW: "2m", ...env } });
+  /** A fresh server with `env`, and alice (A) and bob (B) in one new room. */
+  const pairInRoom = async (env, label, mode) => {
+    server = await start(env);
+    const room = uniqueRoom(label);
+    const A = await pool.connect(server.url, mode);
+    const B = await pool.connect(server.url, mode);
+    await join(A, room, "alice");
+    await join(B, room, "bob");
+    return { room, A, B };
+  };
 
   describe("polling departures, by hand (Engine.IO over fetch)", () => {
     const open = async () => {
@@ -141,7 +146,7 @@ describe("connection-state recovery and departures", { skip: KIND === "node" ? "
         it(`a client process killed with SIGKILL: its peer gets #rtcio:peer-left at once (RECOVERY_WINDOW=${window})`, async () => {
           server = await start({ RECOVERY_WINDOW: window, PRESENCE_GRACE: "60s" });
           const room = uniqueRoom("kill");
-          const B = await connectClient(pool, server.url, mode);
+          const B = await pool.connect(server.url, mode);
           await join(B, room, "bob");
           const met = waitAny(B.socket, ["user-connected"], () => true, 20_000);
           const { child, id } = await spawnJoined(server.url, mode, room, "victim");
@@ -170,8 +175,8 @@ describe("connection-state recovery and departures", { skip: KIND === "node" ? "
         server = await start({ PRESENCE_GRACE: "3s" });
         const room = uniqueRoom("blip");
         const other = uniqueRoom("other");
-        const A = await connectClient(pool, server.url, mode);
-        const B = await connectClient(pool, server.url, mode);
+        const A = await pool.connect(server.url, mode);
+        const B = await pool.connect(server.url, mode);
         await join(A, room, "alice");
         await join(A, other, "alice");
         await join(B, room, "bob");
@@ -218,7 +223,7 @@ describe("connection-state recovery and departures", { skip: KIND === "node" ? "
         assert.deepEqual(plainSeen(A, markA2), [["media-state", { roomId: room, mic: true, cam: true, id: B.id }]]);
 
         // Data intact: a newcomer's backfill shows A's name and cached media-state.
-        const C = await connectClient(pool, server.url, mode);
+        const C = await pool.connect(server.url, mode);
         await join(C, room, "carol");
         const backfill = plainSeen(C);
         assert.deepEqual(
@@ -240,12 +245,7 @@ describe("connection-state recovery and departures", { skip: KIND === "node" ? "
 
       it("a client that never comes back: #rtcio:peer-left at once, user-disconnected after the grace and not before", async () => {
         const graceMs = 2000;
-        server = await start({ PRESENCE_GRACE: `${graceMs}ms` });
-        const room = uniqueRoom("gone");
-        const A = await connectClient(pool, server.url, mode);
-        const B = await connectClient(pool, server.url, mode);
-        await join(A, room, "alice");
-        await join(B, room, "bob");
+        const { room, A, B } = await pairInRoom({ PRESENCE_GRACE: `${graceMs}ms` }, "gone", mode);
         const markB = B.log.length;
         const left = waitAny(B.socket, ["#rtcio:peer-left"], (p) => p?.id === A.id, DEPARTURE_MS);
         A.socket.io.engine.close();
@@ -263,12 +263,7 @@ describe("connection-state recovery and departures", { skip: KIND === "node" ? "
       });
 
       it("recovered after the grace: announced again like a newcomer", async () => {
-        server = await start({ PRESENCE_GRACE: "500ms" });
-        const room = uniqueRoom("late");
-        const A = await connectClient(pool, server.url, mode);
-        const B = await connectClient(pool, server.url, mode);
-        await join(A, room, "alice");
-        await join(B, room, "bob");
+        const { room, A, B } = await pairInRoom({ PRESENCE_GRACE: "500ms" }, "late", mode);
         const oldId = A.id;
         await cut(A, B);
         await waitAny(B.socket, ["user-disconnected"], (p) => p?.id === oldId);
@@ -284,12 +279,7 @@ describe("connection-state recovery and departures", { skip: KIND === "node" ? "
       });
 
       it("a goodbye is announced at once with recovery on (client disconnect)", async () => {
-        server = await start({ PRESENCE_GRACE: "60s" });
-        const room = uniqueRoom("bye");
-        const A = await connectClient(pool, server.url, mode);
-        const B = await connectClient(pool, server.url, mode);
-        await join(A, room, "alice");
-        await join(B, room, "bob");
+        const { room, A, B } = await pairInRoom({ PRESENCE_GRACE: "60s" }, "bye", mode);
         const markB = B.log.length;
         A.socket.disconnect();
         await until(() => presence(B, markB).length >= 2, DEPARTURE_MS, "departure");
@@ -306,12 +296,7 @@ describe("connection-state recovery and departures", { skip: KIND === "node" ? "
       });
 
       it("past the window: a fresh id and the usual presence events", async () => {
-        server = await start({ RECOVERY_WINDOW: "1", PRESENCE_GRACE: "1" });
-        const room = uniqueRoom("window");
-        const A = await connectClient(pool, server.url, mode);
-        const B = await connectClient(pool, server.url, mode);
-        await join(A, room, "alice");
-        await join(B, room, "bob");
+        const { room, A, B } = await pairInRoom({ RECOVERY_WINDOW: "1", PRESENCE_GRACE: "1" }, "window", mode);
         const oldId = A.id;
         await cut(A, B);
         await waitAny(B.socket, ["user-disconnected"], (p) => p?.id === oldId);
@@ -331,12 +316,7 @@ describe("connection-state recovery and departures", { skip: KIND === "node" ? "
       });
 
       it("past the missed-packet limit: a fresh id", async () => {
-        server = await start({ RECOVERY_MAX_PACKETS: "20", PRESENCE_GRACE: "60s" });
-        const room = uniqueRoom("limit");
-        const A = await connectClient(pool, server.url, mode);
-        const B = await connectClient(pool, server.url, mode);
-        await join(A, room, "alice");
-        await join(B, room, "bob");
+        const { room, A, B } = await pairInRoom({ RECOVERY_MAX_PACKETS: "20", PRESENCE_GRACE: "60s" }, "limit", mode);
         const oldId = A.id;
         await cut(A, B);
         for (let n = 0; n < 25; n++) B.socket.emit("#rtcio:message", { target: oldId, data: { n } });
@@ -354,9 +334,9 @@ describe("connection-state recovery and departures", { skip: KIND === "node" ? "
       it("a forged or unknown pid, a connected socket's pid, a malformed offset: a fresh connection", async () => {
         server = await start({ PRESENCE_GRACE: "60s" });
         const room = uniqueRoom("forged");
-        const A = await connectClient(pool, server.url, mode);
-        const B = await connectClient(pool, server.url, mode);
-        const D = await connectClient(pool, server.url, mode);
+        const A = await pool.connect(server.url, mode);
+        const B = await pool.connect(server.url, mode);
+        const D = await pool.connect(server.url, mode);
         await join(A, room, "alice");
         await join(B, room, "bob");
         await join(D, room, "dave");
@@ -401,7 +381,7 @@ describe("connection-state recovery and departures", { skip: KIND === "node" ? "
 
       it("with RECOVERY_WINDOW=0 there is no pid and no offset", async () => {
         server = await start({ RECOVERY_WINDOW: "0" });
-        const A = await connectClient(pool, server.url, mode);
+        const A = await pool.connect(server.url, mode);
         assert.equal(A.socket._pid, undefined);
         await join(A, uniqueRoom("off"), "alice");
         const joinOk = A.log.find(([e]) => e === "join-ok");

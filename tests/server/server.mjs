@@ -47,6 +47,21 @@ export async function startSignaling(extraArgs = [], { env = {} } = {}) {
   return startServer(bin, args, { env: { ...SUITE_ENV, ...env } });
 }
 
+/**
+ * Opens a socket with `opts` and resolves to `{ ok: true, socket }` or, when
+ * the server refuses it, `{ ok: false, message }` (the `connect_error` text).
+ */
+export function attempt(url, mode, opts = {}) {
+  const socket = io(url, { ...MODES[mode], forceNew: true, reconnection: false, timeout: 5000, ...opts });
+  return new Promise((resolve) => {
+    socket.once("connect", () => resolve({ ok: true, socket }));
+    socket.once("connect_error", (err) => {
+      socket.close();
+      resolve({ ok: false, message: err.message });
+    });
+  });
+}
+
 let seq = 0;
 /** A room name no other test uses. */
 export const uniqueRoom = (label = "room") => `${label}-${++seq}`;

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use http::HeaderValue;
+use http::{HeaderValue, Method};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 /// Which transports clients may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,27 @@ pub enum Cors {
         origins: Vec<HeaderValue>,
         credentials: bool,
     },
+}
+
+impl Cors {
+    /// This policy as a tower-http layer for routes answering `methods`, so
+    /// plain HTTP routes beside the Socket.IO endpoint (`GET /ice`) follow
+    /// exactly the socket's origins. Request headers are mirrored (a page may
+    /// send `Authorization`).
+    pub fn layer(&self, methods: impl IntoIterator<Item = Method>) -> CorsLayer {
+        let layer = CorsLayer::new()
+            .allow_methods(methods.into_iter().collect::<Vec<_>>())
+            .allow_headers(AllowHeaders::mirror_request());
+        match self {
+            Cors::Any => layer.allow_origin(AllowOrigin::any()),
+            Cors::List {
+                origins,
+                credentials,
+            } => layer
+                .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+                .allow_credentials(*credentials),
+        }
+    }
 }
 
 /// Engine.IO / Socket.IO settings.

@@ -14,7 +14,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Body;
-use tower_http::cors::{AllowHeaders, AllowOrigin, Cors as CorsService, CorsLayer};
+use tower_http::cors::{Cors as CorsService, CorsLayer};
 
 use crate::config::Cors;
 use crate::eio;
@@ -125,18 +125,7 @@ where
 }
 
 pub(crate) fn cors_layer(cors: &Cors) -> CorsLayer {
-    let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers(AllowHeaders::mirror_request());
-    match cors {
-        Cors::Any => layer.allow_origin(AllowOrigin::any()),
-        Cors::List {
-            origins,
-            credentials,
-        } => layer
-            .allow_origin(AllowOrigin::list(origins.iter().cloned()))
-            .allow_credentials(*credentials),
-    }
+    cors.layer([Method::GET, Method::POST, Method::OPTIONS])
 }
 
 #[derive(Default)]

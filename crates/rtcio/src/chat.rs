@@ -34,10 +34,7 @@ use crate::history::{parse_id, ChatMessage, ChatStore, HistoryQuery, Retention};
 use crate::identity::Identity;
 use crate::rooms::{Peer, Rooms};
 
-/// `chat-message`: `{ roomId, text }` from a client, the stamped message to the room.
-pub const CHAT_MESSAGE: &str = "chat-message";
-/// `chat-history`: the joiner's recent messages, and the paging request.
-pub const CHAT_HISTORY: &str = "chat-history";
+pub use crate::events::app::{CHAT_HISTORY, CHAT_MESSAGE};
 /// Longest message, in characters (not bytes).
 pub const MAX_TEXT: usize = 1000;
 /// Most messages one `chat-history` request returns.
@@ -574,7 +571,7 @@ fn member_room(
 }
 
 fn validate(socket: &Socket, event: &Event) -> Result<(String, String), ClientError> {
-    let (mut request, room) = member_room(socket, event, "chat-message")?;
+    let (mut request, room) = member_room(socket, event, CHAT_MESSAGE)?;
     match request.remove("text") {
         Some(Value::String(text)) if (1..=MAX_TEXT).contains(&text.chars().count()) => {
             Ok((room, text))
@@ -591,7 +588,7 @@ fn history_request(
     socket: &Socket,
     event: &Event,
 ) -> Result<(String, Option<i64>, u32), ClientError> {
-    let (request, room) = member_room(socket, event, "chat-history")?;
+    let (request, room) = member_room(socket, event, CHAT_HISTORY)?;
     let before = match request.get("before") {
         None | Some(Value::Null) => None,
         Some(Value::String(id)) => Some(parse_id(id).ok_or_else(|| {

@@ -35,4 +35,8 @@ pub mod app {
     pub const ERROR: &str = "error";
     /// Asks for ICE servers with short-lived TURN credentials; the ack answers `{ iceServers }`.
     pub const ASK_ICE: &str = "ask-ice";
+    /// `chat-message`: `{ roomId, text }` from a client, the stamped message to the room.
+    pub const CHAT_MESSAGE: &str = "chat-message";
+    /// `chat-history`: the joiner's recent messages, and the paging request.
+    pub const CHAT_HISTORY: &str = "chat-history";
 }

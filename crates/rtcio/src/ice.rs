@@ -40,7 +40,6 @@ use http::{HeaderMap, Method, StatusCode};
 use rtcio_engine::{Cors, NamespaceBuilder, Socket};
 use serde::Serialize;
 use sha1::Sha1;
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::errors::{ClientError, ErrorCode};
 use crate::events::app::ASK_ICE;
@@ -343,7 +342,7 @@ impl Ice {
         Router::new()
             .route(ICE_PATH, get(get_ice))
             .with_state(state)
-            .layer(cors_layer(cors))
+            .layer(cors.layer([Method::GET]))
     }
 }
 
@@ -381,23 +380,6 @@ async fn get_ice(State(state): State<Arc<RouteState>>, headers: HeaderMap) -> Re
     };
     let answer = state.ice.servers(user_id.as_deref());
     ([(CACHE_CONTROL, "no-store")], Json(answer)).into_response()
-}
-
-/// The socket's CORS policy for `GET /ice`; request headers are mirrored so
-/// a page may send `Authorization`.
-fn cors_layer(cors: &Cors) -> CorsLayer {
-    let layer = CorsLayer::new()
-        .allow_methods([Method::GET])
-        .allow_headers(AllowHeaders::mirror_request());
-    match cors {
-        Cors::Any => layer.allow_origin(AllowOrigin::any()),
-        Cors::List {
-            origins,
-            credentials,
-        } => layer
-            .allow_origin(AllowOrigin::list(origins.iter().cloned()))
-            .allow_credentials(*credentials),
-    }
 }
 
 /// An IPv6 literal needs brackets inside a URL (`turn:[::1]:3478`).

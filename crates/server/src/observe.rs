@@ -30,6 +30,9 @@ pub const KNOWN_EVENTS: &[&str] = &[
     app::CHECK_ROOM,
     app::MEDIA_STATE,
     app::STOP_SCREEN_SHARE,
+    app::CHAT_MESSAGE,
+    app::CHAT_HISTORY,
+    app::ASK_ICE,
 ];
 
 struct EventCounters {

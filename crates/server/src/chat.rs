@@ -8,8 +8,6 @@ use rtcio::history::{Retention, DEFAULT_DATABASE_URL};
 use rtcio::{Chat, ChatConfig, ChatStore, Rooms, SqlStore};
 use rtcio_engine::NamespaceBuilder;
 
-use crate::config::parse_duration;
-
 /// Server-routed chat with durable history.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ChatSettings {
@@ -27,7 +25,7 @@ pub struct ChatSettings {
     pub no_history: bool,
 
     /// Messages older than this are deleted (`30d`, `12h`, `90m`, `45s`; `0` keeps them forever).
-    #[arg(long, env = "HISTORY_MAX_AGE", default_value = "30d", value_parser = parse_duration)]
+    #[arg(long, env = "HISTORY_MAX_AGE", default_value = "30d", value_parser = parse_age)]
     pub history_max_age: Duration,
 
     /// Only the newest this-many messages of each room are kept (`0`: no limit).
@@ -39,12 +37,32 @@ pub struct ChatSettings {
     pub history_on_join: u32,
 
     /// How often retention runs (`ms`, `s`, `m`; a bare number is seconds).
-    #[arg(long, env = "HISTORY_PRUNE_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    #[arg(long, env = "HISTORY_PRUNE_INTERVAL", default_value = "1m", value_parser = crate::config::parse_duration)]
     pub history_prune_interval: Duration,
 
     /// Most chat messages stored in one INSERT (1 turns batching off).
     #[arg(long, env = "HISTORY_BATCH_MAX", default_value_t = 128)]
     pub history_batch_max: usize,
+}
+
+/// Parses a retention age: a number with `s`, `m`, `h` or `d` (a bare number is seconds).
+pub fn parse_age(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not an age like 30d, 12h or 90m"))?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{text}`: the unit must be s, m, h or d")),
+    };
+    Ok(Duration::from_secs(n.saturating_mul(unit)))
 }
 
 impl ChatSettings {
@@ -104,10 +122,10 @@ mod tests {
 
     #[test]
     fn ages() {
-        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
-        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(12 * 3600)));
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("1w").is_err());
-        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_age("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_age("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_age("1w").is_err());
+        assert!(parse_age("soon").is_err());
     }
 }

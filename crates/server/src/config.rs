@@ -93,8 +93,7 @@ pub struct Settings {
     pub recovery: crate::recovery::RecoverySettings,
 }
 
-/// Parses `250ms`, `25s`, `2m`, `12h`, `30d` or a bare number of seconds
-/// (every duration setting, from heartbeats to history retention).
+/// Parses `250ms`, `25s`, `2m` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
@@ -103,16 +102,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 25s, 500ms or 30d"))?;
-    let seconds = match unit {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("`{text}`: the unit must be ms, s, m, h or d")),
-    };
-    Ok(Duration::from_secs(n.saturating_mul(seconds)))
+        .map_err(|_| format!("`{text}` is not a duration like 25s or 500ms"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("`{text}`: the unit must be ms, s or m")),
+    }
 }
 
 impl Settings {

@@ -1,0 +1,4 @@
+//! rtcio-server across several processes, on Redis.
+//!
+//! Nothing here is on the path of a single-process server: the binary uses
+//! this crate only when `--redis-url` is given.

@@ -1,0 +1,456 @@
+//! `ClusterAdapter`: the engine's `Adapter` for a cluster, as a full
+//! replica of the membership of every socket of the cluster.
+//!
+//! Every node keeps, in memory, which socket of which node is in which room
+//! (its own sockets, and the others' fed by the `rtcio:bus` channel). So the
+//! engine's synchronous queries (`share_room`, `members`, `room_len`...) are
+//! answered locally, a relay between two sockets of one node never touches
+//! Redis, and a relay to a socket of another node is one publish to that
+//! node's channel only. A broadcast is delivered here and published once to
+//! each other node that has recipients, with the list of them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use rtcio_engine::{Adapter, BroadcastOptions, Encoded, LocalAdapter, NamespaceHandle, Room, Sid};
+
+use crate::bus::{encode, Bus, Header, Op};
+use crate::node::Keys;
+
+/// Which sockets of the replica live on other nodes.
+#[derive(Default)]
+struct Remote {
+    node_of: HashMap<Sid, Arc<str>>,
+    of_node: HashMap<Arc<str>, HashSet<Sid>>,
+}
+
+impl Remote {
+    fn insert(&mut self, sid: Sid, node: &Arc<str>) {
+        if let Some(old) = self.node_of.insert(sid, node.clone()) {
+            if let Some(set) = self.of_node.get_mut(&old) {
+                set.remove(&sid);
+            }
+        }
+        self.of_node.entry(node.clone()).or_default().insert(sid);
+    }
+
+    fn remove(&mut self, sid: Sid) -> Option<Arc<str>> {
+        let node = self.node_of.remove(&sid)?;
+        if let Some(set) = self.of_node.get_mut(&node) {
+            set.remove(&sid);
+            if set.is_empty() {
+                self.of_node.remove(&node);
+            }
+        }
+        Some(node)
+    }
+}
+
+/// The replicated adapter of one namespace.
+pub struct ClusterAdapter {
+    ns: String,
+    node: Arc<str>,
+    keys: Keys,
+    bus: Bus,
+    /// Every socket of the cluster in this namespace, with its rooms.
+    replica: LocalAdapter,
+    remote: RwLock<Remote>,
+    /// Held while a local change is applied and queued, and while a snapshot
+    /// is taken and queued: a snapshot is never overtaken by, nor misses, a
+    /// change.
+    order: Mutex<()>,
+    handle: OnceLock<NamespaceHandle>,
+}
+
+impl ClusterAdapter {
+    pub(crate) fn new(ns: &str, node: Arc<str>, keys: Keys, bus: Bus) -> Self {
+        ClusterAdapter {
+            ns: ns.to_owned(),
+            node,
+            keys,
+            bus,
+            replica: LocalAdapter::new(),
+            remote: RwLock::new(Remote::default()),
+            order: Mutex::new(()),
+            handle: OnceLock::new(),
+        }
+    }
+
+    fn order(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.order.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remote(&self) -> std::sync::RwLockReadGuard<'_, Remote> {
+        self.remote.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remote_mut(&self) -> std::sync::RwLockWriteGuard<'_, Remote> {
+        self.remote.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The node a socket lives on, if it is not this one.
+    pub fn node_of(&self, sid: Sid) -> Option<Arc<str>> {
+        self.remote().node_of.get(&sid).cloned()
+    }
+
+    /// How many sockets of the cluster the replica holds, and how many of them are remote.
+    pub fn counts(&self) -> (usize, usize) {
+        let all = self.replica.recipients(&BroadcastOptions::default()).len();
+        (all, self.remote().node_of.len())
+    }
+
+    fn field(&self, sid: Sid) -> String {
+        format!("{}|{}", self.ns, sid)
+    }
+
+    /// Records a local socket's rooms in `rtcio:sockets:{node}`.
+    fn write_socket(&self, sid: Sid) {
+        let rooms: Vec<Room> = self.replica.rooms_of(sid).into_iter().skip(1).collect();
+        let value = serde_json::json!({ "rooms": rooms.iter().map(|r| &**r).collect::<Vec<_>>() });
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(self.keys.sockets(&self.node))
+            .arg(self.field(sid))
+            .arg(value.to_string());
+        self.bus.send(Op::Cmd(cmd));
+    }
+
+    fn announce(&self, header: Header) {
+        self.bus.publish(self.keys.bus(), encode(&header, &[]));
+    }
+
+    fn local_sids(&self) -> Vec<Sid> {
+        let all = self.replica.recipients(&BroadcastOptions::default());
+        let remote = self.remote();
+        all.into_iter()
+            .filter(|s| !remote.node_of.contains_key(s))
+            .collect()
+    }
+
+    /// This node's sockets with their rooms, as a snapshot message.
+    fn snapshot_header(&self) -> Header {
+        let sockets = self
+            .local_sids()
+            .into_iter()
+            .map(|sid| {
+                let rooms = self.replica.rooms_of(sid);
+                (
+                    sid.as_str().to_owned(),
+                    rooms.iter().skip(1).map(|r| r.to_string()).collect(),
+                )
+            })
+            .collect();
+        Header::Snapshot {
+            n: self.node.to_string(),
+            ns: self.ns.clone(),
+            sockets,
+        }
+    }
+
+    /// Publishes this node's snapshot to `channel` (the bus, or one node's channel).
+    pub(crate) fn publish_snapshot(&self, channel: String, always: bool) {
+        let _order = self.order();
+        let msg = encode(&self.snapshot_header(), &[]);
+        if always {
+            self.bus.send_always(Op::Publish(channel, msg));
+        } else {
+            self.bus.publish(channel, msg);
+        }
+    }
+
+    /// Re-writes this node's sockets into `rtcio:sockets:{node}` (after a reconnect).
+    pub(crate) fn rewrite_sockets(&self) {
+        let _order = self.order();
+        for sid in self.local_sids() {
+            let rooms: Vec<String> = self
+                .replica
+                .rooms_of(sid)
+                .iter()
+                .skip(1)
+                .map(|r| r.to_string())
+                .collect();
+            let mut cmd = redis::cmd("HSET");
+            cmd.arg(self.keys.sockets(&self.node))
+                .arg(self.field(sid))
+                .arg(serde_json::json!({ "rooms": rooms }).to_string());
+            self.bus.send_always(Op::Cmd(cmd));
+        }
+    }
+
+    // ---- changes from other nodes (applied by the subscriber task, in order) ----
+
+    pub(crate) fn remote_connect(&self, node: &Arc<str>, sid: Sid) {
+        if self.handle_has_local(sid) {
+            return;
+        }
+        self.replica.add_socket(sid);
+        self.remote_mut().insert(sid, node);
+    }
+
+    pub(crate) fn remote_disconnect(&self, node: &str, sid: Sid) {
+        let mut remote = self.remote_mut();
+        if remote.node_of.get(&sid).is_some_and(|n| &**n == node) {
+            remote.remove(sid);
+            drop(remote);
+            self.replica.remove_socket(sid);
+        }
+    }
+
+    pub(crate) fn remote_join(&self, node: &Arc<str>, sid: Sid, room: &str) {
+        if !self.is_remote_of(node, sid) {
+            if self.handle_has_local(sid) {
+                return;
+            }
+            self.remote_connect(node, sid);
+        }
+        self.replica.join(sid, room);
+    }
+
+    pub(crate) fn remote_leave(&self, node: &str, sid: Sid, room: &str) {
+        if self.is_remote_of(node, sid) {
+            self.replica.leave(sid, room);
+        }
+    }
+
+    /// Replaces what the replica holds of `node` by `sockets`.
+    pub(crate) fn remote_snapshot(&self, node: &Arc<str>, sockets: Vec<(Sid, Vec<String>)>) {
+        self.drop_node(node);
+        for (sid, rooms) in sockets {
+            if self.handle_has_local(sid) {
+                continue;
+            }
+            self.remote_connect(node, sid);
+            for room in rooms {
+                self.replica.join(sid, &room);
+            }
+        }
+    }
+
+    /// Forgets every socket of `node`; returns them with the rooms they were in.
+    pub(crate) fn drop_node(&self, node: &str) -> Vec<(Sid, Vec<Room>)> {
+        let sids: Vec<Sid> = {
+            let mut remote = self.remote_mut();
+            let sids: Vec<Sid> = remote
+                .of_node
+                .remove(node)
+                .map(|s| s.into_iter().collect())
+                .unwrap_or_default();
+            for sid in &sids {
+                remote.node_of.remove(sid);
+            }
+            sids
+        };
+        sids.into_iter()
+            .map(|sid| (sid, self.replica.remove_socket(sid)))
+            .collect()
+    }
+
+    /// The nodes that have sockets in this namespace's replica.
+    pub(crate) fn nodes(&self) -> Vec<Arc<str>> {
+        self.remote().of_node.keys().cloned().collect()
+    }
+
+    /// Delivers a packet from another node to local sockets.
+    pub(crate) fn deliver(&self, sids: &[Sid], packet: &Encoded) {
+        if let Some(handle) = self.handle.get() {
+            handle.deliver(sids, packet);
+        }
+    }
+
+    pub(crate) fn kick_local(&self, sid: Sid) {
+        if let Some(handle) = self.handle.get() {
+            handle.disconnect(sid);
+        }
+    }
+
+    /// Tells the namespace that the sockets of a dead node are gone.
+    pub(crate) fn report_departures(&self, gone: Vec<(Sid, Vec<Room>)>) {
+        if let Some(handle) = self.handle.get() {
+            for (sid, rooms) in gone {
+                handle.remote_departure(sid, rooms);
+            }
+        }
+    }
+
+    fn is_remote_of(&self, node: &str, sid: Sid) -> bool {
+        self.remote()
+            .node_of
+            .get(&sid)
+            .is_some_and(|n| &**n == node)
+    }
+
+    fn handle_has_local(&self, sid: Sid) -> bool {
+        !self.replica.rooms_of(sid).is_empty() && !self.remote().node_of.contains_key(&sid)
+    }
+
+    fn publish_packet(&self, node: &str, sids: Vec<String>, packet: &Encoded) {
+        let header = Header::Deliver {
+            ns: self.ns.clone(),
+            s: sids,
+            l: packet.text.len(),
+            a: packet.attachments.iter().map(|a| a.len()).collect(),
+        };
+        let mut body: Vec<&[u8]> = Vec::with_capacity(1 + packet.attachments.len());
+        body.push(&packet.text);
+        body.extend(packet.attachments.iter().map(|a| &a[..]));
+        self.bus.publish(self.keys.to(node), encode(&header, &body));
+    }
+}
+
+/// A packet from a `Deliver` body.
+pub(crate) fn packet_from(body: &[u8], text_len: usize, attachments: &[usize]) -> Option<Encoded> {
+    let body = bytes::Bytes::copy_from_slice(body);
+    let total: usize = text_len + attachments.iter().sum::<usize>();
+    if total != body.len() {
+        return None;
+    }
+    let text = body.slice(..text_len);
+    let mut at = text_len;
+    let attachments = attachments
+        .iter()
+        .map(|&len| {
+            let part = body.slice(at..at + len);
+            at += len;
+            part
+        })
+        .collect();
+    Some(Encoded { text, attachments })
+}
+
+impl Adapter for ClusterAdapter {
+    fn add_socket(&self, sid: Sid) {
+        let _order = self.order();
+        // A socket recovered here from another node takes its id back.
+        if self.remote_mut().remove(sid).is_some() {
+            self.replica.remove_socket(sid);
+        }
+        self.replica.add_socket(sid);
+        self.announce(Header::Connect {
+            n: self.node.to_string(),
+            ns: self.ns.clone(),
+            s: sid.as_str().to_owned(),
+        });
+        self.write_socket(sid);
+    }
+
+    fn remove_socket(&self, sid: Sid) -> Vec<Room> {
+        let _order = self.order();
+        let rooms = self.replica.remove_socket(sid);
+        self.announce(Header::Disconnect {
+            n: self.node.to_string(),
+            ns: self.ns.clone(),
+            s: sid.as_str().to_owned(),
+        });
+        let mut cmd = redis::cmd("HDEL");
+        cmd.arg(self.keys.sockets(&self.node)).arg(self.field(sid));
+        self.bus.send(Op::Cmd(cmd));
+        rooms
+    }
+
+    fn join(&self, sid: Sid, room: &str) -> bool {
+        let _order = self.order();
+        if !self.replica.join(sid, room) {
+            return false;
+        }
+        self.announce(Header::Join {
+            n: self.node.to_string(),
+            ns: self.ns.clone(),
+            s: sid.as_str().to_owned(),
+            r: room.to_owned(),
+        });
+        self.write_socket(sid);
+        true
+    }
+
+    fn leave(&self, sid: Sid, room: &str) -> bool {
+        let _order = self.order();
+        if !self.replica.leave(sid, room) {
+            return false;
+        }
+        self.announce(Header::Leave {
+            n: self.node.to_string(),
+            ns: self.ns.clone(),
+            s: sid.as_str().to_owned(),
+            r: room.to_owned(),
+        });
+        self.write_socket(sid);
+        true
+    }
+
+    fn rooms_of(&self, sid: Sid) -> Vec<Room> {
+        self.replica.rooms_of(sid)
+    }
+
+    fn is_member(&self, sid: Sid, room: &str) -> bool {
+        self.replica.is_member(sid, room)
+    }
+
+    fn share_room(&self, a: Sid, b: Sid) -> bool {
+        self.replica.share_room(a, b)
+    }
+
+    fn members(&self, room: &str) -> Vec<Sid> {
+        self.replica.members(room)
+    }
+
+    fn room_len(&self, room: &str) -> usize {
+        self.replica.room_len(room)
+    }
+
+    fn rooms(&self) -> Vec<(Room, usize)> {
+        self.replica.rooms()
+    }
+
+    fn recipients(&self, opts: &BroadcastOptions) -> Vec<Sid> {
+        let mut all = self.replica.recipients(opts);
+        let remote = self.remote();
+        if !remote.node_of.is_empty() {
+            all.retain(|s| !remote.node_of.contains_key(s));
+        }
+        all
+    }
+
+    fn broadcast(&self, opts: &BroadcastOptions, packet: &Encoded, deliver: &mut dyn FnMut(Sid)) {
+        let all = self.replica.recipients(opts);
+        let mut by_node: HashMap<Arc<str>, Vec<String>> = HashMap::new();
+        {
+            let remote = self.remote();
+            for sid in all {
+                match remote.node_of.get(&sid) {
+                    Some(node) => by_node
+                        .entry(node.clone())
+                        .or_default()
+                        .push(sid.as_str().to_owned()),
+                    None => deliver(sid),
+                }
+            }
+        }
+        for (node, sids) in by_node {
+            self.publish_packet(&node, sids, packet);
+        }
+    }
+
+    fn bind(&self, ns: NamespaceHandle) {
+        let _ = self.handle.set(ns);
+    }
+
+    fn send_to(&self, sid: Sid, packet: &Encoded) -> bool {
+        let Some(node) = self.node_of(sid) else {
+            return false;
+        };
+        self.publish_packet(&node, vec![sid.as_str().to_owned()], packet);
+        true
+    }
+
+    fn disconnect_remote(&self, sid: Sid) -> bool {
+        let Some(node) = self.node_of(sid) else {
+            return false;
+        };
+        let header = Header::Kick {
+            n: self.node.to_string(),
+            ns: self.ns.clone(),
+            s: sid.as_str().to_owned(),
+        };
+        self.bus.publish(self.keys.to(&node), encode(&header, &[]));
+        true
+    }
+}

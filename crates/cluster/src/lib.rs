@@ -322,6 +322,21 @@ impl Shared {
             .collect()
     }
 
+    /// Whether the command connection answers PING (a few tries, as it
+    /// reconnects after a failure).
+    async fn commands_ready(&self) -> bool {
+        for _ in 0..5 {
+            let mut conn = self.commands.clone();
+            let cmd = redis::cmd("PING");
+            let ping = cmd.query_async::<()>(&mut conn);
+            if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(1), ping).await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// After a (re)connect: re-writes this node's state into Redis, publishes
     /// its snapshots and asks the others for theirs.
     fn resync(&self) {
@@ -470,6 +485,15 @@ async fn subscriber(shared: std::sync::Weak<Shared>) {
         };
         match tokio::time::timeout(Duration::from_secs(2), connected).await {
             Ok(Ok(pubsub)) => {
+                // The command connection may still hold the socket of the
+                // Redis that went away: it reconnects on its first failure,
+                // so make sure it is through before the resync goes out on it.
+                if !s.commands_ready().await {
+                    drop(pubsub);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
                 backoff = Duration::from_millis(100);
                 s.up.store(true, Ordering::Release);
                 *s.up_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());

@@ -454,3 +454,169 @@ impl Adapter for ClusterAdapter {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::decode;
+    use tokio::sync::mpsc::UnboundedReceiver;
+
+    fn adapter() -> (ClusterAdapter, UnboundedReceiver<Op>) {
+        let (bus, rx) = Bus::detached(true);
+        let keys = Keys {
+            prefix: "rtcio".into(),
+        };
+        (ClusterAdapter::new("/", "me".into(), keys, bus), rx)
+    }
+
+    /// The publishes queued so far: (channel, header, body).
+    fn published(rx: &mut UnboundedReceiver<Op>) -> Vec<(String, Header, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Ok(op) = rx.try_recv() {
+            if let Op::Publish(channel, payload) = op {
+                let (header, body) = decode(&payload).unwrap();
+                out.push((channel, header, body.to_vec()));
+            }
+        }
+        out
+    }
+
+    fn packet(text: &'static str) -> Encoded {
+        Encoded::from_text(bytes::Bytes::from_static(text.as_bytes()))
+    }
+
+    #[test]
+    fn local_changes_are_applied_at_once_and_announced_in_order() {
+        let (a, mut rx) = adapter();
+        let s = Sid::random();
+        a.add_socket(s);
+        assert!(a.join(s, "r"));
+        assert!(
+            !a.join(s, "r"),
+            "a second join changes nothing and says nothing"
+        );
+        assert!(a.leave(s, "r"));
+        a.remove_socket(s);
+        let kinds: Vec<&str> = published(&mut rx)
+            .iter()
+            .map(|(channel, h, _)| {
+                assert_eq!(channel, "rtcio:bus");
+                match h {
+                    Header::Connect { .. } => "connect",
+                    Header::Join { .. } => "join",
+                    Header::Leave { .. } => "leave",
+                    Header::Disconnect { .. } => "disconnect",
+                    _ => "other",
+                }
+            })
+            .collect();
+        assert_eq!(kinds, ["connect", "join", "leave", "disconnect"]);
+    }
+
+    #[test]
+    fn relays_go_to_the_target_node_only_and_broadcasts_once_per_node() {
+        let (a, mut rx) = adapter();
+        let (n2, n3): (Arc<str>, Arc<str>) = ("n2".into(), "n3".into());
+        let (local, b, c, d) = (Sid::random(), Sid::random(), Sid::random(), Sid::random());
+        a.add_socket(local);
+        a.join(local, "r");
+        a.remote_join(&n2, b, "r");
+        a.remote_join(&n2, c, "r");
+        a.remote_join(&n3, d, "r");
+        published(&mut rx);
+
+        assert!(a.share_room(local, b), "scope checked on the replica");
+        assert_eq!(
+            a.members("r"),
+            vec![local, b, c, d],
+            "join order across nodes"
+        );
+        assert_eq!(a.recipients(&BroadcastOptions::default()), vec![local]);
+
+        assert!(a.send_to(b, &packet("42[\"x\"]")));
+        let sent = published(&mut rx);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, "rtcio:to:n2");
+        assert!(matches!(&sent[0].1, Header::Deliver { s, .. } if *s == vec![b.to_string()]));
+        assert_eq!(sent[0].2, b"42[\"x\"]");
+        assert!(!a.send_to(Sid::random(), &packet("42[]")), "nobody has it");
+        assert!(
+            !a.send_to(local, &packet("42[]")),
+            "local sockets are not sent through Redis"
+        );
+
+        let mut here = Vec::new();
+        let opts = BroadcastOptions {
+            rooms: vec![Room::from("r")],
+            except_sid: Some(c),
+            ..Default::default()
+        };
+        a.broadcast(&opts, &packet("42[\"y\"]"), &mut |sid| here.push(sid));
+        assert_eq!(here, vec![local]);
+        let mut sent: Vec<(String, Vec<String>)> = published(&mut rx)
+            .into_iter()
+            .map(|(channel, h, _)| match h {
+                Header::Deliver { s, .. } => (channel, s),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        sent.sort();
+        assert_eq!(
+            sent,
+            vec![
+                ("rtcio:to:n2".to_owned(), vec![b.to_string()]),
+                ("rtcio:to:n3".to_owned(), vec![d.to_string()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn snapshots_replace_and_dead_nodes_are_dropped_with_their_rooms() {
+        let (a, _rx) = adapter();
+        let n2: Arc<str> = "n2".into();
+        let (b, c) = (Sid::random(), Sid::random());
+        a.remote_join(&n2, b, "r");
+        a.remote_join(&n2, c, "r");
+        a.remote_snapshot(&n2, vec![(b, vec!["q".into()])]);
+        assert_eq!(a.members("r"), Vec::<Sid>::new());
+        assert_eq!(a.members("q"), vec![b]);
+        assert!(a.rooms_of(c).is_empty(), "not in the snapshot: gone");
+        a.remote_join(&n2, c, "q");
+        let mut gone = a.drop_node("n2");
+        gone.sort_by_key(|(sid, _)| *sid);
+        let mut want = vec![(b, vec![Room::from("q")]), (c, vec![Room::from("q")])];
+        want.sort_by_key(|(sid, _)| *sid);
+        assert_eq!(gone, want);
+        assert_eq!(a.room_len("q"), 0);
+        assert!(a.nodes().is_empty());
+    }
+
+    #[test]
+    fn a_remote_message_never_overrides_a_local_socket() {
+        let (a, mut rx) = adapter();
+        let s = Sid::random();
+        a.add_socket(s);
+        a.remote_join(&Arc::from("n2"), s, "r");
+        assert!(a.node_of(s).is_none());
+        assert!(!a.is_member(s, "r"));
+        published(&mut rx);
+        // Recovered here from another node: the id becomes local.
+        let t = Sid::random();
+        a.remote_join(&Arc::from("n2"), t, "r");
+        a.add_socket(t);
+        assert!(a.node_of(t).is_none());
+        assert_eq!(a.recipients(&BroadcastOptions::default()).len(), 2);
+    }
+
+    #[test]
+    fn packets_cross_with_their_attachments_untouched() {
+        let body = b"451-[\"b\",{\"_placeholder\":true,\"num\":0}]\x00\x01\x02";
+        let p = packet_from(body, body.len() - 3, &[3]).unwrap();
+        assert_eq!(&p.text[..], &body[..body.len() - 3]);
+        assert_eq!(
+            p.attachments,
+            vec![bytes::Bytes::from_static(b"\x00\x01\x02")]
+        );
+        assert!(packet_from(body, 4, &[1]).is_none(), "lengths must add up");
+    }
+}

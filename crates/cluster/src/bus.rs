@@ -52,6 +52,18 @@ impl Bus {
         Bus { tx, up, dropped }
     }
 
+    /// A bus whose queue the caller reads (tests: what would be sent, in order).
+    #[doc(hidden)]
+    pub fn detached(up: bool) -> (Bus, mpsc::UnboundedReceiver<Op>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let bus = Bus {
+            tx,
+            up: Arc::new(AtomicBool::new(up)),
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
+        (bus, rx)
+    }
+
     /// Whether Redis is reachable.
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Acquire)

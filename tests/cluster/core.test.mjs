@@ -4,6 +4,7 @@
 // relays go to the target's node only, a dead node's sockets are announced
 // gone, and a Redis outage stops cross-node traffic only until it is back.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { after, afterEach, before, describe, it } from "node:test";
 import { io } from "socket.io-client";
 import { MODES, until } from "../lib/harness.mjs";
@@ -31,6 +32,11 @@ async function admin(url) {
     socket.once("connect_error", reject);
   });
   return socket;
+}
+
+/** Runs redis-cli against the test's Redis (to look at the keys the nodes leave). */
+function redisCli(redis, ...args) {
+  return execFileSync("redis-cli", ["-p", String(redis.port), "--raw", ...args], { encoding: "utf8" }).trim();
 }
 
 const ask = (socket, event, ...args) => socket.timeout(5000).emitWithAck(event, ...args);
@@ -218,6 +224,8 @@ describe("cluster core: a node dies (SIGKILL)", () => {
   afterEach(async () => {
     pool.closeAll();
     await cluster?.stop();
+    // The next cluster starts on an empty Redis (the killed nodes' keys gone).
+    redisCli(redis, "FLUSHALL");
   });
   after(() => redis?.destroy());
 
@@ -249,6 +257,45 @@ describe("cluster core: a node dies (SIGKILL)", () => {
     const [, err] = await waitAny(A.socket, ["error"]);
     assertError(["error", err], "peer-unreachable");
     await relayArrives(A, C, "still here", 5000);
+    // One survivor removed the dead node's entries.
+    await eventually(async () => {
+      const nodes = redisCli(redis, "SMEMBERS", "rtcio:nodes").split("\n").filter(Boolean);
+      assert.equal(nodes.length, 2, "the dead node left rtcio:nodes");
+      const keys = redisCli(redis, "KEYS", "rtcio:sockets:*").split("\n").filter(Boolean).sort();
+      assert.deepEqual(keys, nodes.map((n) => `rtcio:sockets:${n}`).sort(), "only the survivors' socket lists");
+    });
+  });
+
+  it("a node stopped cleanly (SIGTERM): its sockets' departures are heard once, and it leaves no keys", async () => {
+    cluster = await startCluster(2, { redisUrl: redis.url, env: { ADMIN_TOKEN } });
+    const admins = await Promise.all(cluster.urls.map(admin));
+    const R = uniqueRoom("goodbye");
+    const A = await pool.connect(cluster.urls[0], "websocket");
+    const B = await pool.connect(cluster.urls[1], "polling");
+    await join(A, R, "a");
+    await converged(admins, R, [A.id]);
+    await join(B, R, "b");
+    await converged(admins, R, [A.id, B.id]);
+    const nodes = redisCli(redis, "SMEMBERS", "rtcio:nodes").split("\n").filter(Boolean);
+    assert.equal(nodes.length, 2, "both nodes registered");
+    const mark = A.log.length;
+    const { code } = await cluster.stopNode(1);
+    assert.equal(code, 0);
+    await until(() => seen(A, mark).length >= 2, 5000, "departure of B");
+    await barrier(A);
+    const key = (e) => JSON.stringify(e);
+    assert.deepEqual(
+      seen(A, mark).map(key).sort(),
+      [["user-disconnected", { id: B.id }], ["#rtcio:peer-left", { id: B.id }]].map(key).sort(),
+    );
+    await converged([admins[0]], R, [A.id]);
+    const left = redisCli(redis, "SMEMBERS", "rtcio:nodes").split("\n").filter(Boolean);
+    assert.equal(left.length, 1, "the stopped node left rtcio:nodes");
+    const gone = nodes.find((n) => !left.includes(n));
+    assert.equal(redisCli(redis, "EXISTS", `rtcio:node:${gone}`), "0");
+    assert.equal(redisCli(redis, "EXISTS", `rtcio:sockets:${gone}`), "0");
+    assert.equal(redisCli(redis, "HLEN", `rtcio:sockets:${left[0]}`), "1", "A is listed under its node");
+    admins[0].disconnect();
   });
 
   it("recovery on: peer-left at once, user-disconnected only after the presence grace", async () => {

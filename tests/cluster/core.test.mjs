@@ -230,12 +230,19 @@ describe("cluster core: a node dies (SIGKILL)", () => {
   after(() => redis?.destroy());
 
   it("recovery off: the others hear #rtcio:peer-left and user-disconnected within 10 s", async () => {
-    cluster = await startCluster(3, { redisUrl: redis.url });
+    cluster = await startCluster(3, { redisUrl: redis.url, env: { ADMIN_TOKEN } });
+    const admins = await Promise.all(cluster.urls.map(admin));
     const R = uniqueRoom("death");
     const A = await pool.connect(cluster.urls[0], "websocket");
     const B = await pool.connect(cluster.urls[1], "polling");
     const C = await pool.connect(cluster.urls[2], "upgrade");
-    for (const X of [A, B, C]) await join(X, R, "x");
+    // Each join once every node knows the previous ones (the join snapshot
+    // reads the replica until the Redis room store is merged).
+    for (const [i, X] of [A, B, C].entries()) {
+      await join(X, R, "x");
+      await converged(admins, R, [A, B, C].slice(0, i + 1).map((c) => c.id));
+    }
+    for (const a of admins) a.disconnect();
     await barrier(A, B, C);
     // B's user-connected of C proves node 2 knows C; wait for A's replica likewise.
     await until(() => seen(A).filter(([e]) => e === "user-connected").length === 2, 5000, "A met B and C");
@@ -330,7 +337,7 @@ describe("cluster core: Redis stops and comes back", () => {
   const pool = clientPool();
   before(async () => {
     redis = await startRedis();
-    cluster = await startCluster(2, { redisUrl: redis.url });
+    cluster = await startCluster(2, { redisUrl: redis.url, env: { ADMIN_TOKEN } });
   });
   after(async () => {
     pool.closeAll();
@@ -343,7 +350,12 @@ describe("cluster core: Redis stops and comes back", () => {
     const A = await pool.connect(cluster.urls[0], "websocket");
     const B = await pool.connect(cluster.urls[0], "polling");
     const C = await pool.connect(cluster.urls[1], "upgrade");
-    for (const X of [A, B, C]) await join(X, R, "x");
+    const admins = await Promise.all(cluster.urls.map(admin));
+    for (const [i, X] of [A, B, C].entries()) {
+      await join(X, R, "x");
+      await converged(admins, R, [A, B, C].slice(0, i + 1).map((c) => c.id));
+    }
+    for (const a of admins) a.disconnect();
     await until(() => A.log.filter(([e]) => e === "user-connected").length === 2, 5000, "A met B and C");
     await relayArrives(A, C, "before", 5000);
     for (const u of cluster.urls) assert.equal(await ready(u), 200);

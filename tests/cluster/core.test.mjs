@@ -193,6 +193,21 @@ describe("cluster core: three nodes on one Redis", () => {
     await converged(admins, R, [A.id]);
   });
 
+  it("chat fan-out (no history) reaches the room on every node, stamped by the sender's node", async () => {
+    const R = uniqueRoom("chat");
+    const [A, B, C] = await spread(R, ["alice", "bob", "carol"]);
+    const delivered = [B, C].map((X) => waitAny(X.socket, ["chat-message"]));
+    const ack = await ask(A.socket, "chat-message", { roomId: R, text: "hello nodes" });
+    assert.equal(ack.ok, true);
+    for (const got of delivered) {
+      const [, m] = await got;
+      assert.equal(m.roomId, R);
+      assert.equal(m.from, A.id);
+      assert.equal(m.name, "alice");
+      assert.equal(m.text, "hello nodes");
+    }
+  });
+
   it("admin list-rooms sees every node's members; kick reaches a socket on another node", async () => {
     const R = uniqueRoom("kick");
     const [A, B] = await spread(R, ["a", "b"]);

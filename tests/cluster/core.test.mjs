@@ -375,8 +375,12 @@ describe("cluster core: Redis stops and comes back", () => {
     await relayArrives(A, C, "before", 5000);
     for (const u of cluster.urls) assert.equal(await ready(u), 200);
 
+    const departures = () =>
+      [A, B, C].flatMap((X) => X.log.filter(([e]) => e === "user-disconnected" || e === "#rtcio:peer-left"));
     await redis.stop();
     await eventually(async () => assert.equal(await ready(cluster.urls[0]), 503), 5000);
+    // Longer than a liveness key lives (5 s): nobody may be taken for dead for it.
+    await new Promise((r) => setTimeout(r, 6000));
     for (let i = 0; i < 20; i++) await relayArrives(A, B, `local ${i}`, 2000);
     // Joins made while Redis is away reach the other nodes with the resync.
     const D = await pool.connect(cluster.urls[0], "websocket");
@@ -388,6 +392,10 @@ describe("cluster core: Redis stops and comes back", () => {
     assert.ok(Date.now() - t0 < 10500, "cross-node relay resumed within 10 s");
     await relayArrives(C, A, "back", 5000);
     await eventually(() => relayArrives(C, D, "to the one who joined during the outage", 500), 5000);
+    // Past the 5 s every node waits after a reconnect before judging the others.
+    await new Promise((r) => setTimeout(r, 6000));
+    assert.deepEqual(departures(), [], "a Redis outage is not a node death");
+    await relayArrives(A, C, "still connected", 5000);
     await eventually(async () => {
       for (const u of cluster.urls) assert.equal(await ready(u), 200);
     }, 5000);

@@ -109,7 +109,13 @@ describe("cluster core: three nodes on one Redis", () => {
       ["user-connected", { id: C.id, name: "carol" }],
       ["#rtcio:init-offer", { source: C.id }],
     ]);
-    assert.deepEqual(seen(B).filter(([e]) => e !== "user-connected" || e[1]?.id !== A.id).slice(-3), [
+    // B's own backfill (A, on another node) is the room store's part: see the todo below.
+    const backfill = seen(B).slice(0, -3);
+    assert.ok(
+      backfill.length === 0 || JSON.stringify(backfill) === JSON.stringify([["user-connected", { id: A.id, name: "alice" }]]),
+      JSON.stringify(backfill),
+    );
+    assert.deepEqual(seen(B).slice(-3), [
       ["join-ok", { roomId: R }],
       ["user-connected", { id: C.id, name: "carol" }],
       ["#rtcio:init-offer", { source: C.id }],

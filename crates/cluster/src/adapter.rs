@@ -441,6 +441,14 @@ impl Adapter for ClusterAdapter {
         true
     }
 
+    fn send_to_node(&self, node: &str, sid: Sid, packet: &Encoded) -> bool {
+        if node == &*self.node {
+            return false;
+        }
+        self.publish_packet(node, vec![sid.as_str().to_owned()], packet);
+        true
+    }
+
     fn disconnect_remote(&self, sid: Sid) -> bool {
         let Some(node) = self.node_of(sid) else {
             return false;
@@ -543,6 +551,16 @@ mod tests {
         assert!(
             !a.send_to(local, &packet("42[]")),
             "local sockets are not sent through Redis"
+        );
+        let unknown = Sid::random();
+        assert!(
+            a.send_to_node("n3", unknown, &packet("42[\"z\"]")),
+            "ahead of the replica"
+        );
+        assert_eq!(published(&mut rx)[0].0, "rtcio:to:n3");
+        assert!(
+            !a.send_to_node("me", unknown, &packet("42[]")),
+            "not through Redis to itself"
         );
 
         let mut here = Vec::new();

@@ -353,6 +353,18 @@ impl Namespace {
         self.send_to_absent(sid, packet) || self.0.adapter.send_to(sid, packet)
     }
 
+    /// Sends `packet` to `sid`, here if it is connected here, else to the
+    /// cluster node `node` (where shared state, such as a room store, says
+    /// it lives), whether or not the membership replica knows it yet.
+    pub fn send_to_node(&self, node: &str, sid: Sid, packet: &Encoded) -> bool {
+        if let Some(socket) = self.0.get(sid) {
+            if socket.send_encoded(packet).is_ok() {
+                return true;
+            }
+        }
+        self.0.adapter.send_to_node(node, sid, packet) || self.send_to(sid, packet)
+    }
+
     /// Disconnects the socket `sid` wherever it is connected, here or on
     /// another node (the client sees `io server disconnect`); false when it
     /// is connected nowhere.
@@ -531,6 +543,9 @@ mod tests {
             self.kicked.lock().unwrap().push(sid);
             true
         }
+        fn send_to_node(&self, node: &str, sid: Sid, packet: &Encoded) -> bool {
+            node == "n2" && self.send_to(sid, packet)
+        }
     }
 
     #[test]
@@ -558,6 +573,8 @@ mod tests {
             adapter.sent.lock().unwrap().as_slice(),
             &[(remote, packet.text.clone())]
         );
+        assert!(ns.send_to_node("n2", remote, &packet));
+        assert_eq!(adapter.sent.lock().unwrap().len(), 2);
         assert!(ns.disconnect_socket(remote));
         assert_eq!(adapter.kicked.lock().unwrap().as_slice(), &[remote]);
 

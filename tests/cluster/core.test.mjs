@@ -267,6 +267,9 @@ describe("cluster core: a node dies (SIGKILL)", () => {
     await barrier(A, B, C);
     // B's user-connected of C proves node 2 knows C; wait for A's replica likewise.
     await until(() => seen(A).filter(([e]) => e === "user-connected").length === 2, 5000, "A met B and C");
+    // The room hash a room store keeps (written here by hand: the core alone has none).
+    const roomKey = `rtcio:room:/:${R}`;
+    for (const X of [A, B, C]) redisCli(redis, "HSET", roomKey, X.id, "{}");
     const marks = [A, C].map((x) => x.log.length);
     const t0 = Date.now();
     await cluster.kill(1);
@@ -291,6 +294,8 @@ describe("cluster core: a node dies (SIGKILL)", () => {
       assert.equal(nodes.length, 2, "the dead node left rtcio:nodes");
       const keys = redisCli(redis, "KEYS", "rtcio:sockets:*").split("\n").filter(Boolean).sort();
       assert.deepEqual(keys, nodes.map((n) => `rtcio:sockets:${n}`).sort(), "only the survivors' socket lists");
+      const left = redisCli(redis, "HKEYS", roomKey).split("\n").filter(Boolean).sort();
+      assert.deepEqual(left, [A.id, C.id].sort(), "the dead node's member freed its place in the room hash");
     });
   });
 

@@ -10,6 +10,7 @@ import { io } from "socket.io-client";
 import { MODES, until } from "../lib/harness.mjs";
 import { startCluster } from "../lib/cluster.mjs";
 import { startRedis } from "../lib/redis.mjs";
+import { now, sign } from "../server/tokens.mjs";
 import {
   assertError,
   barrier,
@@ -232,6 +233,70 @@ describe("cluster core: three nodes on one Redis", () => {
     const missing = await ask(admins[0], "kick", { socketId: B.id });
     assert.equal(missing.ok, false);
     assert.equal(missing.error.code, "not-found");
+  });
+});
+
+describe("cluster core: admin actions on every node (JWT identities)", () => {
+  const SECRET = "cluster-jwt-secret-0123456789abcdef";
+  const token = (sub) => sign("HS256", { sub, exp: now() + 600 }, SECRET);
+  let redis;
+  let cluster;
+  let admins;
+  const pool = clientPool();
+  before(async () => {
+    redis = await startRedis();
+    cluster = await startCluster(3, { redisUrl: redis.url, env: { ADMIN_TOKEN, JWT_SECRET: SECRET } });
+    admins = await Promise.all(cluster.urls.map(admin));
+  });
+  afterEach(() => pool.closeAll());
+  after(async () => {
+    for (const a of admins ?? []) a.disconnect();
+    await cluster?.stop();
+    await redis?.destroy();
+  });
+
+  it("kick { userId } reaches that user's sockets on every node", async () => {
+    const R = uniqueRoom("kick-user");
+    const ann = await Promise.all([0, 1, 2].map((i) => pool.connect(cluster.urls[i], MODE_OF[i], { auth: { token: token("ann") } })));
+    const ben = await pool.connect(cluster.urls[2], "websocket", { auth: { token: token("ben") } });
+    await join(ben, R, "ben");
+    await converged(admins, R, [ben.id]);
+    await join(ann[1], R, "ann");
+    await converged(admins, R, [ben.id, ann[1].id]);
+    const gone = ann.map((c) => new Promise((resolve) => c.socket.once("disconnect", resolve)));
+    const reply = await ask(admins[0], "kick", { userId: "ann", reason: "bye ann" });
+    assert.equal(reply.ok, true);
+    assert.deepEqual(reply.kicked, [ann[0].id], "this node's sockets are listed");
+    assert.deepEqual(await Promise.all(gone), ["io server disconnect", "io server disconnect", "io server disconnect"]);
+    for (const c of ann) assert.deepEqual(c.log.filter(([e]) => e === "error"), [["error", { code: "kicked", message: "bye ann" }]]);
+    await until(() => ben.log.some(([e, p]) => e === "user-disconnected" && p.id === ann[1].id), 5000, "ben hears ann leave");
+    assert.equal(ben.socket.connected, true, "other users stay");
+  });
+
+  it("close-room empties the room on every node: each member hears every other leave, then the notice", async () => {
+    const R = uniqueRoom("close");
+    const members = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await pool.connect(cluster.urls[i], MODE_OF[i], { auth: { token: token(`u${i}`) } });
+      await join(c, R, `m${i}`);
+      members.push(c);
+      await converged(admins, R, members.map((m) => m.id));
+    }
+    await barrier(...members);
+    const marks = members.map((m) => m.log.length);
+    const reply = await ask(admins[1], "close-room", { roomId: R, reason: "closing time" });
+    assert.deepEqual(reply, { ok: true, roomId: R, removed: members.map((m) => m.id) });
+    await until(() => members.every((m, i) => seen(m, marks[i]).length >= 3), 5000, "two departures and the notice each");
+    await barrier(...members);
+    for (const [i, m] of members.entries()) {
+      const got = seen(m, marks[i]);
+      const departures = got.slice(0, 2).map(([e, p]) => [e, p.id]).sort();
+      const others = members.filter((o) => o !== m).map((o) => ["user-disconnected", o.id]).sort();
+      assert.deepEqual(departures, others, `member ${i} hears the two others leave`);
+      assert.deepEqual(got.slice(2), [["error", { code: "kicked", message: "closing time", roomId: R }]]);
+      assert.equal(m.socket.connected, true, "still connected");
+    }
+    await converged(admins, R, []);
   });
 });
 

@@ -256,6 +256,14 @@ impl ClusterAdapter {
         }
     }
 
+    pub(crate) fn run_request(&self, kind: &str, data: &str) {
+        if let Some(handle) = self.handle.get() {
+            if !handle.request(kind, data) {
+                tracing::debug!(kind, "a cluster request nobody handles was skipped");
+            }
+        }
+    }
+
     pub(crate) fn kick_local(&self, sid: Sid) {
         if let Some(handle) = self.handle.get() {
             handle.disconnect(sid);
@@ -438,6 +446,16 @@ impl Adapter for ClusterAdapter {
             return false;
         };
         self.publish_packet(&node, vec![sid.as_str().to_owned()], packet);
+        true
+    }
+
+    fn request_others(&self, kind: &str, data: &str) -> bool {
+        self.announce(Header::Request {
+            n: self.node.to_string(),
+            ns: self.ns.clone(),
+            kind: kind.to_owned(),
+            data: data.to_owned(),
+        });
         true
     }
 

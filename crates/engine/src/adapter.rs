@@ -96,6 +96,14 @@ pub trait Adapter: Send + Sync + 'static {
         false
     }
 
+    /// Asks every other node to run this namespace's `on_cluster_request`
+    /// handler for `kind` with `data`; false when there is no other node
+    /// (always, for a single process).
+    fn request_others(&self, kind: &str, data: &str) -> bool {
+        let _ = (kind, data);
+        false
+    }
+
     /// Asks the node of `sid`, a socket on another node, to disconnect it
     /// (as [`Socket::disconnect`](crate::Socket::disconnect) does); false when
     /// no other node has it.

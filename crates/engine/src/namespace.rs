@@ -67,6 +67,7 @@ pub(crate) type EventMiddleware = Arc<dyn Fn(&Socket, &Event) -> ControlFlow<()>
 pub(crate) type SocketHook = Arc<dyn Fn(&Socket) + Send + Sync>;
 pub(crate) type DisconnectHook = Arc<dyn Fn(&Socket, DisconnectReason) + Send + Sync>;
 pub(crate) type RemoteDepartureHook = Arc<dyn Fn(&Namespace, Sid, Vec<Room>) + Send + Sync>;
+pub(crate) type ClusterRequestHook = Arc<dyn Fn(&Namespace, &str) + Send + Sync>;
 
 #[derive(Default, Clone)]
 pub(crate) struct Handlers {
@@ -78,6 +79,7 @@ pub(crate) struct Handlers {
     pub(crate) disconnecting: Vec<DisconnectHook>,
     pub(crate) disconnect: Vec<DisconnectHook>,
     pub(crate) remote_departure: Vec<RemoteDepartureHook>,
+    pub(crate) cluster_requests: HashMap<String, ClusterRequestHook>,
 }
 
 /// Configures one namespace before the server starts.
@@ -197,6 +199,19 @@ impl NamespaceBuilder {
         F: Fn(&Namespace, Sid, Vec<Room>) + Send + Sync + 'static,
     {
         self.handlers.remote_departure.push(Arc::new(f));
+        self
+    }
+
+    /// Handles requests of `kind` that another node of a cluster sends with
+    /// [`Namespace::request_others`] (`data` as it sent it): an action on
+    /// this node's sockets (an administrator's kick by user id, say).
+    pub fn on_cluster_request<F>(&mut self, kind: &str, f: F) -> &mut Self
+    where
+        F: Fn(&Namespace, &str) + Send + Sync + 'static,
+    {
+        self.handlers
+            .cluster_requests
+            .insert(kind.to_owned(), Arc::new(f));
         self
     }
 
@@ -365,6 +380,12 @@ impl Namespace {
         self.0.adapter.send_to_node(node, sid, packet) || self.send_to(sid, packet)
     }
 
+    /// Asks every other node of a cluster to run its `on_cluster_request`
+    /// handler for `kind` with `data`; false when there is no other node.
+    pub fn request_others(&self, kind: &str, data: &str) -> bool {
+        self.0.adapter.request_others(kind, data)
+    }
+
     /// Disconnects the socket `sid` wherever it is connected, here or on
     /// another node (the client sees `io server disconnect`); false when it
     /// is connected nowhere.
@@ -449,6 +470,19 @@ impl NamespaceHandle {
             }
             None => false,
         }
+    }
+
+    /// Runs the `on_cluster_request` handler for `kind` (a request from
+    /// another node); false when there is none.
+    pub fn request(&self, kind: &str, data: &str) -> bool {
+        let Some(ns) = self.0.upgrade() else {
+            return false;
+        };
+        let Some(hook) = ns.handlers.cluster_requests.get(kind).cloned() else {
+            return false;
+        };
+        let handle = Namespace(ns);
+        guard("cluster request handler", || hook(&handle, data)).is_some()
     }
 
     /// Reports that `sid`, a socket of another node, is gone without a

@@ -2,3 +2,5 @@
 //!
 //! Nothing here is on the path of a single-process server: the binary uses
 //! this crate only when `--redis-url` is given.
+
+pub mod sessions;

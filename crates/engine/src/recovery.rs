@@ -328,6 +328,14 @@ impl MemoryStore {
         self.count.store(inner.by_pid.len(), Ordering::Release);
     }
 
+    /// Whether session `pid` is parked here (whatever offset its client has).
+    pub fn knows(&self, pid: Sid) -> bool {
+        let mut inner = self.lock();
+        inner.sweep(Instant::now());
+        self.recount(&inner);
+        inner.by_pid.contains_key(&pid)
+    }
+
     /// How many sockets are parked.
     pub fn parked(&self) -> usize {
         self.count.load(Ordering::Acquire)

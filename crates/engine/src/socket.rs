@@ -237,6 +237,13 @@ impl Socket {
         self.0.parking.load(Ordering::Acquire)
     }
 
+    /// The private recovery session id (recovery on): what the client
+    /// presents to get this socket back. Only ever for its own client and a
+    /// recovery store; never logged or sent to anyone else.
+    pub fn pid(&self) -> Option<Sid> {
+        self.0.pid
+    }
+
     /// For a [recovered](Self::recovered) socket: when its connection was
     /// lost (it may have been on another node then).
     pub fn away_since(&self) -> Option<std::time::SystemTime> {

@@ -705,7 +705,10 @@ impl SessionStore {
                     lost: offset,
                     last_offset: offset,
                     portable: Some(record.data),
-                    away_since: record.away.map_or_else(SystemTime::now, from_epoch_ms),
+                    // A socket that was live when its node died: when that
+                    // was is not known here (presence decides by the
+                    // departure it holds for the socket, see README).
+                    away_since: record.away.map_or(UNIX_EPOCH, from_epoch_ms),
                 })
             }
             // This node's own record: the session is not parked here (the

@@ -88,7 +88,10 @@ impl Presence {
                 }
             };
             if let Some(Held { rooms, .. }) = still_away {
-                announce_gone(&ns, sid, &rooms);
+                // In a cluster it may have come back on another node.
+                if ns.adapter().rooms_of(sid).is_empty() {
+                    announce_gone(&ns, sid, &rooms);
+                }
                 gone(&ns, &rooms);
             }
         });
@@ -98,6 +101,14 @@ impl Presence {
     /// announced; after it, the peers meet it again like a newcomer.
     pub(crate) fn recovered(&self, socket: &Socket) {
         if self.held().remove(&socket.id()).is_some() {
+            return;
+        }
+        // Lost on another node of a cluster and back within the grace: its
+        // departure was held there, and is not announced.
+        let away = socket
+            .away_since()
+            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok());
+        if away.is_some_and(|away| away < self.grace) {
             return;
         }
         let Some(peers) = socket.peers() else {

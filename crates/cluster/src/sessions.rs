@@ -49,8 +49,11 @@ use tokio::time::Instant;
 
 /// How often the changed records of live sockets are written.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
-/// How long a node waits for another's answer to a takeover request.
-const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a node waits for another's answer to a takeover request (a node
+/// killed without a goodbye is known dead within its liveness TTL, 5 s).
+const TAKEOVER_WAIT: Duration = Duration::from_secs(8);
+/// How often, while waiting, the record and the node's liveness are looked at again.
+const TAKEOVER_RECHECK: Duration = Duration::from_millis(500);
 /// How long a node forwards what arrives for a socket that moved to another
 /// node (until the cluster's membership says where it is now).
 const MOVED_FOR: Duration = Duration::from_secs(10);
@@ -334,9 +337,17 @@ struct Shared {
     /// Takeover requests waiting for their answer, by pid.
     pending: Mutex<HashMap<Sid, oneshot::Sender<bool>>>,
     claim: redis::Script,
+    /// When this node noticed other nodes die.
+    deaths: Mutex<HashMap<String, SystemTime>>,
 }
 
 impl Shared {
+    /// When `node` was noticed dead (now, if this node has not noticed yet).
+    fn died_at(&self, node: &str) -> SystemTime {
+        let deaths = self.deaths.lock().unwrap_or_else(|e| e.into_inner());
+        deaths.get(node).copied().unwrap_or_else(SystemTime::now)
+    }
+
     fn key(&self, pid: Sid) -> String {
         format!("{}:session:{}", self.prefix, pid)
     }
@@ -390,6 +401,7 @@ impl Sessions {
                 bus: OnceLock::new(),
                 pending: Mutex::new(HashMap::new()),
                 claim: redis::Script::new(CLAIM),
+                deaths: Mutex::new(HashMap::new()),
             }),
             stores: RwLock::new(HashMap::new()),
         });
@@ -482,6 +494,17 @@ impl Sessions {
             }
             None => tracing::debug!("malformed recovery session message ignored"),
         }
+    }
+
+    /// Node `node` was found dead (the cluster's dead-node hook): its
+    /// sockets restored here count as away since now, as the presence grace
+    /// the cluster started for them.
+    pub fn node_dead(&self, node: &str) {
+        let now = SystemTime::now();
+        let mut deaths = self.shared.deaths.lock().unwrap_or_else(|e| e.into_inner());
+        let window = self.shared.limits.window;
+        deaths.retain(|_, t| now.duration_since(*t).unwrap_or_default() < window);
+        deaths.insert(node.to_owned(), now);
     }
 
     /// The cluster now knows socket `sid` of `ns` is connected elsewhere:
@@ -650,8 +673,8 @@ impl SessionStore {
         true
     }
 
-    /// Node Y's side: the record says where the session is.
-    async fn claim_remote(self: Arc<Self>, pid: Sid, offset: Option<u64>) -> Option<Parked> {
+    /// Runs the claim script: `(state, record)`.
+    async fn lookup(&self, pid: Sid) -> Option<(String, Record)> {
         let shared = &self.shared;
         let mut conn = shared.conn.clone();
         let answer: Option<(String, String)> = shared
@@ -666,55 +689,81 @@ impl SessionStore {
             .ok()
             .flatten();
         let (state, json) = answer?;
-        let record: Record = serde_json::from_str(&json).ok()?;
-        let sid: Sid = record.sid.parse().ok()?;
-        match state.as_str() {
-            "alive" => {
-                let bus = shared.bus.get()?;
-                let (tx, rx) = oneshot::channel();
-                shared.pending().insert(pid, tx);
-                bus.send(
-                    &record.node,
-                    SessionMessage::Request {
-                        from: shared.node.clone(),
-                        ns: self.ns.clone(),
-                        pid,
-                        offset,
-                    }
-                    .encode(),
-                );
-                match tokio::time::timeout(TAKEOVER_TIMEOUT, rx).await {
-                    Ok(Ok(true)) => self.local.take(pid, offset),
-                    Ok(_) => None,
-                    Err(_) => {
+        Some((state, serde_json::from_str(&json).ok()?))
+    }
+
+    /// Node Y's side: the record says where the session is.
+    async fn claim_remote(self: Arc<Self>, pid: Sid, offset: Option<u64>) -> Option<Parked> {
+        let shared = self.shared.clone();
+        let (mut state, mut record) = self.lookup(pid).await?;
+        if state == "alive" {
+            let bus = shared.bus.get()?;
+            let (tx, mut rx) = oneshot::channel();
+            shared.pending().insert(pid, tx);
+            bus.send(
+                &record.node,
+                SessionMessage::Request {
+                    from: shared.node.clone(),
+                    ns: self.ns.clone(),
+                    pid,
+                    offset,
+                }
+                .encode(),
+            );
+            // A node that was just killed still looks alive until its
+            // liveness key expires: while no answer comes, look again, and
+            // restore from the record as soon as the node is known dead.
+            let deadline = Instant::now() + TAKEOVER_WAIT;
+            loop {
+                match tokio::time::timeout(TAKEOVER_RECHECK, &mut rx).await {
+                    Ok(Ok(true)) => return self.local.take(pid, offset),
+                    Ok(_) => return None,
+                    Err(_) => {}
+                }
+                let again = if Instant::now() < deadline {
+                    self.lookup(pid).await
+                } else {
+                    None
+                };
+                match again {
+                    Some((s, r)) if s == "alive" && r.node == record.node => continue,
+                    Some((s, r)) if s == "dead" => {
                         shared.pending().remove(&pid);
-                        None
+                        (state, record) = (s, r);
+                        break;
+                    }
+                    _ => {
+                        shared.pending().remove(&pid);
+                        return None;
                     }
                 }
             }
-            "dead" => {
-                // Its node died: what it held for the socket died with it.
-                // The client's offset is where its new offsets continue.
-                let offset = offset.unwrap_or(0);
-                Some(Parked {
-                    sid,
-                    pid,
-                    rooms: record.rooms.into_iter().map(Room::from).collect(),
-                    data: Default::default(),
-                    frames: Vec::new(),
-                    lost: offset,
-                    last_offset: offset,
-                    portable: Some(record.data),
-                    // A socket that was live when its node died: when that
-                    // was is not known here (presence decides by the
-                    // departure it holds for the socket, see README).
-                    away_since: record.away.map_or(UNIX_EPOCH, from_epoch_ms),
-                })
-            }
-            // This node's own record: the session is not parked here (the
-            // socket is connected here, or the state was dropped).
-            _ => None,
         }
+        if state != "dead" {
+            // This node's own record: the session is not parked here (the
+            // socket is connected here, or its state was dropped).
+            return None;
+        }
+        // Its node died: what it held for the socket died with it. The
+        // client's offset is where its new offsets continue.
+        let sid: Sid = record.sid.parse().ok()?;
+        let offset = offset.unwrap_or(0);
+        let away_since = match record.away {
+            Some(ms) => from_epoch_ms(ms),
+            // Live when its node died: away since the death was noticed.
+            None => shared.died_at(&record.node),
+        };
+        Some(Parked {
+            sid,
+            pid,
+            rooms: record.rooms.into_iter().map(Room::from).collect(),
+            data: Default::default(),
+            frames: Vec::new(),
+            lost: offset,
+            last_offset: offset,
+            portable: Some(record.data),
+            away_since,
+        })
     }
 
     /// Sockets parked on this node (not counting those that moved).
@@ -1167,6 +1216,63 @@ mod tests {
         assert_eq!(epoch_ms(back.away_since), epoch_ms(away));
         assert_eq!(get(&mut conn, &format!("t3:session:{pid}")).await, None);
         assert!(claim(&on_y, pid, Some(3)).await.is_none(), "claimed once");
+    }
+
+    #[tokio::test]
+    async fn a_node_killed_a_moment_ago_is_waited_for_then_restored_from() {
+        let redis = RedisServer::start();
+        let mut conn = redis.conn().await;
+        let (x, y, bus) = cluster(&redis, "t6", Duration::from_secs(60)).await;
+        let p = parked(vec![], 0, 0);
+        let (sid, pid) = (p.sid, p.pid);
+        x.store("/").park(p);
+        record(&mut conn, "t6", pid).await;
+        // x is killed: it answers nothing, its liveness key outlives it a little.
+        bus.nodes.lock().unwrap().remove("x");
+        redis::cmd("SET")
+            .arg("t6:node:x")
+            .arg("1")
+            .arg("PX")
+            .arg(1200)
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let back = claim(&y.store("/"), pid, None).await.expect("restored");
+        assert_eq!(back.sid, sid);
+        assert!(
+            started.elapsed() >= Duration::from_millis(1000),
+            "waited for the key"
+        );
+        assert!(y.shared.pending().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_live_socket_of_a_dead_node_is_away_since_its_death_was_noticed() {
+        let redis = RedisServer::start();
+        let mut conn = redis.conn().await;
+        let (_x, y, _bus) = cluster(&redis, "t7", Duration::from_secs(60)).await;
+        let (sid, pid) = (Sid::random(), Sid::random());
+        let live = Record {
+            sid: sid.to_string(),
+            ns: "/".into(),
+            node: "x".into(),
+            rooms: vec!["r".into()],
+            data: serde_json::json!({}),
+            away: None,
+        };
+        redis::cmd("SET")
+            .arg(format!("t7:session:{pid}"))
+            .arg(serde_json::to_string(&live).unwrap())
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        y.node_dead("x");
+        let noticed = SystemTime::now();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let back = claim(&y.store("/"), pid, Some(12)).await.expect("restored");
+        assert_eq!((back.sid, back.last_offset), (sid, 12));
+        assert!(back.away_since <= noticed);
     }
 
     #[tokio::test]

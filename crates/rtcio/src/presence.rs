@@ -137,3 +137,47 @@ fn announce_gone(ns: &Namespace, sid: Sid, rooms: &[Room]) {
         .except(sid.as_str());
     let _ = peers.emit(app::USER_DISCONNECTED, &json!({ "id": sid }));
 }
+
+/// Presence for the sockets of a cluster node that died (no goodbye): each
+/// surviving node tells its own sockets (so every peer hears it once)
+/// `#rtcio:peer-left` at once, and `user-disconnected` after `grace` unless
+/// the socket is back by then, recovered on any node. A zero grace (recovery
+/// off: nobody can come back) announces both at once.
+pub fn attach_remote_departures(ns: &mut rtcio_engine::NamespaceBuilder, grace: Duration) {
+    ns.on_remote_departure(move |ns, sid, rooms| {
+        let left = json!({ "id": sid });
+        emit_local(ns, sid, &rooms, crate::events::PEER_LEFT, &left);
+        if grace.is_zero() {
+            emit_local(ns, sid, &rooms, app::USER_DISCONNECTED, &left);
+            return;
+        }
+        let ns = ns.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            // Recovered on some node: it is in the cluster's rooms again.
+            let back = ns.get_socket(sid).is_some() || ns.adapter().rooms_of(sid).len() > 1;
+            if !back {
+                emit_local(&ns, sid, &rooms, app::USER_DISCONNECTED, &left);
+            }
+        });
+    });
+}
+
+/// Sends `event` to the sockets of this node in any of `rooms` (each once), but `sid`.
+fn emit_local(ns: &Namespace, sid: Sid, rooms: &[Room], event: &str, data: &serde_json::Value) {
+    let mut seen = std::collections::HashSet::new();
+    let Ok(payload) = rtcio_engine::Payload::new().arg(data) else {
+        return;
+    };
+    let packet = payload.into_event(ns.name(), event, None);
+    for room in rooms {
+        for member in ns.room_members(room) {
+            if member == sid || !seen.insert(member) {
+                continue;
+            }
+            if let Some(socket) = ns.get_socket(member) {
+                let _ = socket.send_encoded(&packet);
+            }
+        }
+    }
+}

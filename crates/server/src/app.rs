@@ -16,6 +16,19 @@ pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
     config.recovery = settings.recovery.engine(settings.max_queue_bytes)?;
     let mut builder = Builder::new(config, settings.relay_scope);
     let ns = settings.namespace.as_str();
+    // Scaling out: the signaling namespace's rooms become the cluster's (Redis).
+    if let Some(cluster) = settings.cluster.start()? {
+        let signaling = builder.signaling(ns);
+        signaling.adapter(cluster.adapter(ns));
+        // A dead node's sockets: peer-left at once, user-disconnected after the
+        // grace unless recovered elsewhere (at once with recovery off).
+        let grace = if settings.recovery.recovery_window.is_zero() {
+            std::time::Duration::ZERO
+        } else {
+            settings.recovery.presence_grace
+        };
+        rtcio::presence::attach_remote_departures(signaling, grace);
+    }
     // Authentication and rate limits first: they guard everything after them.
     let access = settings.access.build()?;
     access.attach(builder.signaling(ns));

@@ -81,9 +81,16 @@ pub trait SessionBus: Send + Sync + 'static {
     /// Sends `message` (a [`SessionMessage`], encoded) to `node`'s channel,
     /// in order with everything else this node sends there.
     fn send(&self, node: &str, message: Vec<u8>);
+    /// Sends `message` to every other node, in order with everything else
+    /// this node sends.
+    fn broadcast(&self, message: Vec<u8>);
     /// Sends `packet` to socket `sid` of namespace `ns` on `node` (the bus's
     /// ordinary relay to a remote socket), in the same order.
     fn deliver(&self, node: &str, ns: &str, sid: Sid, packet: &Encoded);
+    /// Whether the cluster's membership already routes to socket `sid` of
+    /// `ns` (connected on some node): then packets for it need no detour
+    /// through the node it was parked on.
+    fn routes(&self, ns: &str, sid: Sid) -> bool;
 }
 
 /// The session record in Redis.
@@ -115,6 +122,21 @@ pub enum SessionMessage {
     /// The sender does not hold that session parked (connected, unknown, or
     /// an offset its client cannot resume from).
     Refused { ns: String, pid: Sid },
+    /// To every node: socket `sid` of `ns` is parked on `node`, in `rooms`:
+    /// what is sent to it goes there (the membership no longer lists it).
+    Parked {
+        node: String,
+        ns: String,
+        sid: Sid,
+        rooms: Vec<String>,
+    },
+    /// To every node: socket `sid` of `ns` is parked no more; it moved to
+    /// node `to` (a takeover), or came back or was dropped where it was.
+    Unparked {
+        ns: String,
+        sid: Sid,
+        to: Option<String>,
+    },
 }
 
 /// A parked session moving between nodes.
@@ -144,6 +166,21 @@ struct RequestHeader {
 struct RefusedHeader {
     ns: String,
     pid: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ParkedHeader {
+    node: String,
+    ns: String,
+    sid: String,
+    rooms: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UnparkedHeader {
+    ns: String,
+    sid: String,
+    to: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -218,6 +255,28 @@ impl SessionMessage {
                     pid: pid.to_string(),
                 }));
             }
+            SessionMessage::Parked {
+                node,
+                ns,
+                sid,
+                rooms,
+            } => {
+                out.push(b'P');
+                out.extend(to_json(&ParkedHeader {
+                    node: node.clone(),
+                    ns: ns.clone(),
+                    sid: sid.to_string(),
+                    rooms: rooms.clone(),
+                }));
+            }
+            SessionMessage::Unparked { ns, sid, to } => {
+                out.push(b'U');
+                out.extend(to_json(&UnparkedHeader {
+                    ns: ns.clone(),
+                    sid: sid.to_string(),
+                    to: to.clone(),
+                }));
+            }
             SessionMessage::Handover(h) => {
                 out.push(b'H');
                 let header = to_json(&HandoverHeader {
@@ -264,6 +323,23 @@ impl SessionMessage {
                 Some(SessionMessage::Refused {
                     ns: h.ns,
                     pid: h.pid.parse().ok()?,
+                })
+            }
+            b'P' => {
+                let h: ParkedHeader = serde_json::from_slice(rest).ok()?;
+                Some(SessionMessage::Parked {
+                    node: h.node,
+                    ns: h.ns,
+                    sid: h.sid.parse().ok()?,
+                    rooms: h.rooms,
+                })
+            }
+            b'U' => {
+                let h: UnparkedHeader = serde_json::from_slice(rest).ok()?;
+                Some(SessionMessage::Unparked {
+                    ns: h.ns,
+                    sid: h.sid.parse().ok()?,
+                    to: h.to,
                 })
             }
             b'H' => {
@@ -431,6 +507,9 @@ impl Sessions {
                     dirty: Mutex::new(HashMap::new()),
                     moved: Mutex::new(HashMap::new()),
                     moved_count: AtomicUsize::new(0),
+                    parked_here: Mutex::new(HashMap::new()),
+                    elsewhere: Mutex::new(HashMap::new()),
+                    elsewhere_count: AtomicUsize::new(0),
                 })
             })
             .clone()
@@ -492,6 +571,24 @@ impl Sessions {
                     let _ = tx.send(false);
                 }
             }
+            Some(SessionMessage::Parked {
+                node,
+                ns,
+                sid,
+                rooms,
+            }) => {
+                let until = Instant::now() + self.shared.limits.window + MOVED_FOR;
+                let rooms = rooms.into_iter().map(Room::from).collect();
+                self.store(&ns).elsewhere_insert(sid, node, rooms, until);
+            }
+            Some(SessionMessage::Unparked { ns, sid, to }) => {
+                let store = self.store(&ns);
+                match to {
+                    // Straight to its new node until the membership says so.
+                    Some(node) if node != self.shared.node => store.elsewhere_redirect(sid, node),
+                    _ => store.elsewhere_remove(sid),
+                }
+            }
             None => tracing::debug!("malformed recovery session message ignored"),
         }
     }
@@ -505,6 +602,13 @@ impl Sessions {
         let window = self.shared.limits.window;
         deaths.retain(|_, t| now.duration_since(*t).unwrap_or_default() < window);
         deaths.insert(node.to_owned(), now);
+        drop(deaths);
+        // What was parked there is gone with it.
+        for store in self.all() {
+            let mut away = store.elsewhere();
+            away.retain(|_, m| m.node != node);
+            store.elsewhere_count.store(away.len(), Ordering::Release);
+        }
     }
 
     /// The cluster now knows socket `sid` of `ns` is connected elsewhere:
@@ -535,6 +639,7 @@ async fn writer(sessions: Weak<Sessions>) {
         let mut pipe = redis::pipe();
         let mut queued = 0;
         for store in sessions.all() {
+            store.report_unparked();
             let dirty = std::mem::take(&mut *store.dirty());
             for (_, socket) in dirty {
                 let Some(pid) = socket.pid().filter(|_| socket.connected()) else {
@@ -604,6 +709,12 @@ pub struct SessionStore {
     /// is forwarded there.
     moved: Mutex<HashMap<Sid, Moved>>,
     moved_count: AtomicUsize,
+    /// Sockets parked here (sid → pid), to tell the other nodes when that ends.
+    parked_here: Mutex<HashMap<Sid, Sid>>,
+    /// Sockets parked on other nodes (or just moved between nodes): what
+    /// this node sends them goes to that node.
+    elsewhere: Mutex<HashMap<Sid, Moved>>,
+    elsewhere_count: AtomicUsize,
 }
 
 impl SessionStore {
@@ -617,6 +728,70 @@ impl SessionStore {
 
     fn moved(&self) -> MutexGuard<'_, HashMap<Sid, Moved>> {
         self.moved.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn elsewhere(&self) -> MutexGuard<'_, HashMap<Sid, Moved>> {
+        self.elsewhere.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn elsewhere_insert(&self, sid: Sid, node: String, rooms: Vec<Room>, until: Instant) {
+        let mut away = self.elsewhere();
+        away.insert(sid, Moved { node, rooms, until });
+        self.elsewhere_count.store(away.len(), Ordering::Release);
+    }
+
+    fn elsewhere_redirect(&self, sid: Sid, node: String) {
+        let mut away = self.elsewhere();
+        if let Some(m) = away.get_mut(&sid) {
+            m.node = node;
+            m.until = Instant::now() + MOVED_FOR;
+        }
+    }
+
+    fn elsewhere_remove(&self, sid: Sid) {
+        let mut away = self.elsewhere();
+        away.remove(&sid);
+        self.elsewhere_count.store(away.len(), Ordering::Release);
+    }
+
+    /// Tells the other nodes which of the sockets parked here are parked no
+    /// more (came back here, or dropped); run by the writer task.
+    fn report_unparked(&self) {
+        let ended: Vec<Sid> = {
+            let mut here = self.parked_here.lock().unwrap_or_else(|e| e.into_inner());
+            if here.is_empty() {
+                return;
+            }
+            let mut ended = Vec::new();
+            here.retain(|sid, pid| {
+                let kept = self.local.knows(*pid);
+                if !kept {
+                    ended.push(*sid);
+                }
+                kept
+            });
+            ended
+        };
+        let moved = self.moved();
+        let Some(bus) = self.shared.bus.get() else {
+            return;
+        };
+        for sid in ended {
+            // A handover already told them where it went.
+            if !moved.contains_key(&sid) {
+                let msg = SessionMessage::Unparked {
+                    ns: self.ns.clone(),
+                    sid,
+                    to: None,
+                };
+                bus.broadcast(msg.encode());
+            }
+        }
+        drop(moved);
+        let mut away = self.elsewhere();
+        let now = Instant::now();
+        away.retain(|_, m| m.until > now);
+        self.elsewhere_count.store(away.len(), Ordering::Release);
     }
 
     fn sweep_moved(&self, moved: &mut HashMap<Sid, Moved>) {
@@ -660,7 +835,20 @@ impl SessionStore {
             last_offset: parked.last_offset,
             away: epoch_ms(parked.away_since),
         };
+        let sid = parked.sid;
         bus.send(to, SessionMessage::Handover(handover).encode());
+        bus.broadcast(
+            SessionMessage::Unparked {
+                ns: self.ns.clone(),
+                sid,
+                to: Some(to.to_owned()),
+            }
+            .encode(),
+        );
+        self.parked_here
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&sid);
         moved.insert(
             parked.sid,
             Moved {
@@ -788,6 +976,19 @@ impl RecoveryStore for SessionStore {
         self.local.park(parked);
         let mut pipe = redis::pipe();
         if self.local.knows(pid) {
+            self.parked_here
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(sid, pid);
+            if let Some(bus) = self.shared.bus.get() {
+                let msg = SessionMessage::Parked {
+                    node: self.shared.node.clone(),
+                    ns: self.ns.clone(),
+                    sid,
+                    rooms: record.rooms.clone(),
+                };
+                bus.broadcast(msg.encode());
+            }
             let json = serde_json::to_string(&record).unwrap_or_default();
             pipe.cmd("SET")
                 .arg(self.shared.key(pid))
@@ -803,7 +1004,9 @@ impl RecoveryStore for SessionStore {
     }
 
     fn is_empty(&self) -> bool {
-        self.local.is_empty() && self.moved_count.load(Ordering::Acquire) == 0
+        self.local.is_empty()
+            && self.moved_count.load(Ordering::Acquire) == 0
+            && self.elsewhere_count.load(Ordering::Acquire) == 0
     }
 
     fn take(&self, pid: Sid, offset: Option<u64>) -> Option<Parked> {
@@ -814,42 +1017,59 @@ impl RecoveryStore for SessionStore {
         self.local
             .rooms_of(sid)
             .or_else(|| self.moved().get(&sid).map(|m| m.rooms.clone()))
+            .or_else(|| self.elsewhere().get(&sid).map(|m| m.rooms.clone()))
     }
 
     fn send(&self, sid: Sid, packet: &Encoded) -> bool {
         if self.local.send(sid, packet) {
             return true;
         }
-        if self.moved_count.load(Ordering::Acquire) == 0 {
+        let Some(bus) = self.shared.bus.get() else {
             return false;
-        }
-        let moved = self.moved();
-        match (moved.get(&sid), self.shared.bus.get()) {
-            (Some(m), Some(bus)) if m.until > Instant::now() => {
-                bus.deliver(&m.node, &self.ns, sid, packet);
-                true
+        };
+        let now = Instant::now();
+        for (map, count) in [
+            (&self.moved, &self.moved_count),
+            (&self.elsewhere, &self.elsewhere_count),
+        ] {
+            if count.load(Ordering::Acquire) == 0 {
+                continue;
             }
-            _ => false,
+            let map = map.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(m) = map.get(&sid).filter(|m| m.until > now) {
+                bus.deliver(&m.node, &self.ns, sid, packet);
+                return true;
+            }
         }
+        false
     }
 
     fn broadcast(&self, opts: &BroadcastOptions, packet: &Encoded) {
         if !self.local.is_empty() {
             self.local.broadcast(opts, packet);
         }
-        if self.moved_count.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        let mut moved = self.moved();
-        self.sweep_moved(&mut moved);
         let Some(bus) = self.shared.bus.get() else {
             return;
         };
-        for (sid, m) in moved.iter() {
-            let in_room = |room: &Room| &**room == sid.as_str() || m.rooms.contains(room);
-            let skipped = opts.except_sid == Some(*sid) || opts.except.iter().any(in_room);
-            if !skipped && (opts.rooms.is_empty() || opts.rooms.iter().any(in_room)) {
-                bus.deliver(&m.node, &self.ns, *sid, packet);
+        let now = Instant::now();
+        for (map, count) in [
+            (&self.moved, &self.moved_count),
+            (&self.elsewhere, &self.elsewhere_count),
+        ] {
+            if count.load(Ordering::Acquire) == 0 {
+                continue;
+            }
+            let map = map.lock().unwrap_or_else(|e| e.into_inner());
+            for (sid, m) in map.iter().filter(|(_, m)| m.until > now) {
+                let in_room = |room: &Room| &**room == sid.as_str() || m.rooms.contains(room);
+                let skipped = opts.except_sid == Some(*sid) || opts.except.iter().any(in_room);
+                // Once the membership lists it again, the broadcast reaches it that way.
+                if !skipped
+                    && (opts.rooms.is_empty() || opts.rooms.iter().any(in_room))
+                    && !bus.routes(&self.ns, *sid)
+                {
+                    bus.deliver(&m.node, &self.ns, *sid, packet);
+                }
             }
         }
     }
@@ -873,6 +1093,9 @@ impl RecoveryStore for SessionStore {
         if self.moved_count.load(Ordering::Acquire) > 0 {
             // Back on this node after a stay elsewhere.
             self.forget_moved(sid);
+        }
+        if self.elsewhere_count.load(Ordering::Acquire) > 0 {
+            self.elsewhere_remove(sid);
         }
         self.live().insert(sid, pid);
         self.dirty().insert(sid, socket.clone());
@@ -966,21 +1189,52 @@ mod tests {
     struct Loopback {
         nodes: Mutex<HashMap<String, Weak<Sessions>>>,
         delivered: Mutex<Vec<(String, Sid, Bytes)>>,
+        /// Sockets the membership routes to.
+        routed: Mutex<Vec<Sid>>,
     }
 
-    impl SessionBus for Loopback {
+    /// One node's end of the loopback.
+    struct Link(String, Arc<Loopback>);
+
+    impl SessionBus for Link {
         fn send(&self, node: &str, message: Vec<u8>) {
-            let target = self.nodes.lock().unwrap().get(node).and_then(Weak::upgrade);
+            let target = self
+                .1
+                .nodes
+                .lock()
+                .unwrap()
+                .get(node)
+                .and_then(Weak::upgrade);
             if let Some(target) = target {
                 target.receive(&message);
             }
         }
 
+        fn broadcast(&self, message: Vec<u8>) {
+            let others: Vec<Arc<Sessions>> = self
+                .1
+                .nodes
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(name, _)| **name != self.0)
+                .filter_map(|(_, node)| node.upgrade())
+                .collect();
+            for node in others {
+                node.receive(&message);
+            }
+        }
+
         fn deliver(&self, node: &str, _ns: &str, sid: Sid, packet: &Encoded) {
-            self.delivered
+            self.1
+                .delivered
                 .lock()
                 .unwrap()
                 .push((node.to_owned(), sid, packet.text.clone()));
+        }
+
+        fn routes(&self, _ns: &str, sid: Sid) -> bool {
+            self.1.routed.lock().unwrap().contains(&sid)
         }
     }
 
@@ -1001,7 +1255,7 @@ mod tests {
         let x = Sessions::new(redis.conn().await, prefix, "x", limits(window));
         let y = Sessions::new(redis.conn().await, prefix, "y", limits(window));
         for (name, node) in [("x", &x), ("y", &y)] {
-            node.set_bus(bus.clone());
+            node.set_bus(Arc::new(Link(name.to_owned(), bus.clone())));
             bus.nodes
                 .lock()
                 .unwrap()
@@ -1099,6 +1353,22 @@ mod tests {
                 pid: Sid::random(),
             },
             SessionMessage::Handover(handover),
+            SessionMessage::Parked {
+                node: "x".into(),
+                ns: "/".into(),
+                sid: Sid::random(),
+                rooms: vec!["a".into(), "b".into()],
+            },
+            SessionMessage::Unparked {
+                ns: "/".into(),
+                sid: Sid::random(),
+                to: Some("y".into()),
+            },
+            SessionMessage::Unparked {
+                ns: "/".into(),
+                sid: Sid::random(),
+                to: None,
+            },
         ];
         for m in messages {
             assert_eq!(SessionMessage::decode(&m.encode()), Some(m));
@@ -1128,6 +1398,13 @@ mod tests {
         assert_eq!(rec.sid, sid.to_string());
         set_alive(&mut conn, "t1", "x").await;
         assert!(on_x.send(sid, &packet("42[\"away2\"]")));
+        // y was told: what y sends it goes to x, where it is parked.
+        assert_eq!(on_y.rooms_of(sid), Some(vec![Room::from("r1")]));
+        assert!(on_y.send(sid, &packet("42[\"from-y\"]")));
+        assert_eq!(
+            bus.delivered.lock().unwrap().drain(..).collect::<Vec<_>>(),
+            vec![("x".to_owned(), sid, Bytes::from_static(b"42[\"from-y\"]"))]
+        );
 
         let back = claim(&on_y, pid, Some(3)).await.expect("taken over");
         assert_eq!((back.sid, back.pid), (sid, pid));
@@ -1162,6 +1439,11 @@ mod tests {
             ]
         );
         assert_eq!(on_x.rooms_of(sid), Some(vec![Room::from("r1")]));
+        assert_eq!(on_y.rooms_of(sid), None, "y holds it now, not a detour");
+        // Once the membership routes to it, broadcasts take that way only.
+        bus.routed.lock().unwrap().push(sid);
+        on_x.broadcast(&to_room, &packet("42[\"room2\"]"));
+        assert_eq!(bus.delivered.lock().unwrap().len(), 2);
         x.forget_moved("/", sid);
         assert!(!on_x.send(sid, &packet("42[\"x\"]")) && on_x.is_empty());
 

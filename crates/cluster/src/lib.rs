@@ -18,6 +18,7 @@ pub mod adapter;
 pub mod bus;
 pub mod liveness;
 pub mod node;
+pub mod recovery;
 pub mod sessions;
 
 use std::collections::{HashMap, HashSet};

@@ -57,6 +57,9 @@ const TAKEOVER_RECHECK: Duration = Duration::from_millis(500);
 /// How long a node forwards what arrives for a socket that moved to another
 /// node (until the cluster's membership says where it is now).
 const MOVED_FOR: Duration = Duration::from_secs(10);
+/// How long a restore from a dead node's record waits for the survivors'
+/// cleanup of that node's sockets.
+const REAPER_WAIT: Duration = Duration::from_secs(3);
 /// Most commands in one pipeline.
 const BATCH: usize = 512;
 
@@ -880,6 +883,27 @@ impl SessionStore {
         Some((state, serde_json::from_str(&json).ok()?))
     }
 
+    /// Waits (a little) until a survivor has removed dead `node`'s sockets
+    /// from the room state (it deletes `{prefix}:sockets:{node}` when done),
+    /// so that the socket restored here is not removed from its rooms again
+    /// by that cleanup.
+    async fn wait_reaped(&self, node: &str) {
+        let key = format!("{}:sockets:{}", self.shared.prefix, node);
+        let deadline = Instant::now() + REAPER_WAIT;
+        let mut conn = self.shared.conn.clone();
+        while Instant::now() < deadline {
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or(false);
+            if !exists {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Node Y's side: the record says where the session is.
     async fn claim_remote(self: Arc<Self>, pid: Sid, offset: Option<u64>) -> Option<Parked> {
         let shared = self.shared.clone();
@@ -935,6 +959,7 @@ impl SessionStore {
         // Its node died: what it held for the socket died with it. The
         // client's offset is where its new offsets continue.
         let sid: Sid = record.sid.parse().ok()?;
+        self.wait_reaped(&record.node).await;
         let offset = offset.unwrap_or(0);
         let away_since = match record.away {
             Some(ms) => from_epoch_ms(ms),
@@ -1485,8 +1510,30 @@ mod tests {
         let away = p.away_since;
         on_x.park(p);
         record(&mut conn, "t3", pid).await;
-        // No liveness key for x: it is dead.
+        // No liveness key for x: it is dead. A survivor is still removing
+        // its sockets from the rooms: the restore waits for that.
+        redis::cmd("HSET")
+            .arg("t3:sockets:x")
+            .arg(format!("/|{sid}"))
+            .arg(r#"{"rooms":["r1"]}"#)
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        let mut reaper = redis.conn().await;
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            redis::cmd("DEL")
+                .arg("t3:sockets:x")
+                .query_async::<()>(&mut reaper)
+                .await
+                .unwrap();
+        });
+        let started = std::time::Instant::now();
         let back = claim(&on_y, pid, Some(3)).await.expect("restored");
+        assert!(
+            started.elapsed() >= Duration::from_millis(350),
+            "after the cleanup"
+        );
         assert_eq!((back.sid, back.pid), (sid, pid));
         assert_eq!(back.rooms, vec![Room::from("r1")]);
         assert_eq!(

@@ -614,6 +614,14 @@ impl Sessions {
         }
     }
 
+    /// Redis is reachable again (the cluster's reconnect hook): every live
+    /// socket's record is written again, for a Redis that restarted empty.
+    pub fn resync(&self) {
+        for store in self.all() {
+            store.rewrite_all();
+        }
+    }
+
     /// The cluster now knows socket `sid` of `ns` is connected elsewhere:
     /// this node stops forwarding to it (what arrives for it goes there
     /// directly).
@@ -675,15 +683,7 @@ async fn writer(sessions: Weak<Sessions>) {
                 }
             }
             if refresh {
-                let pids: Vec<Sid> = store.live().values().copied().collect();
-                for pid in pids {
-                    pipe.cmd("PEXPIRE").arg(shared.key(pid)).arg(ttl).ignore();
-                    queued += 1;
-                    if queued >= BATCH {
-                        shared.spawn_pipe(std::mem::replace(&mut pipe, redis::pipe()));
-                        queued = 0;
-                    }
-                }
+                store.refresh(ttl);
             }
         }
         if queued > 0 {
@@ -704,8 +704,8 @@ pub struct SessionStore {
     shared: Arc<Shared>,
     /// The sockets this node lost, with their packets.
     local: Arc<MemoryStore>,
-    /// Live sockets on this node: sid → pid (their records are refreshed).
-    live: Mutex<HashMap<Sid, Sid>>,
+    /// Live sockets on this node (their records are refreshed).
+    live: Mutex<HashMap<Sid, Socket>>,
     /// Live sockets whose record must be (re)written.
     dirty: Mutex<HashMap<Sid, Socket>>,
     /// Sockets handed over to another node: what still arrives here for them
@@ -721,7 +721,7 @@ pub struct SessionStore {
 }
 
 impl SessionStore {
-    fn live(&self) -> MutexGuard<'_, HashMap<Sid, Sid>> {
+    fn live(&self) -> MutexGuard<'_, HashMap<Sid, Socket>> {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -979,6 +979,52 @@ impl SessionStore {
         })
     }
 
+    /// Pushes back the expiry of the live sockets' records; a record that is
+    /// missing (Redis restarted empty, a write lost while it was down) is
+    /// written again at the next flush.
+    fn refresh(self: &Arc<Self>, ttl: u64) {
+        let live: Vec<(Sid, Sid)> = self
+            .live()
+            .iter()
+            .filter_map(|(sid, socket)| Some((*sid, socket.pid()?)))
+            .collect();
+        for chunk in live.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for (_, pid) in chunk {
+                pipe.cmd("PEXPIRE").arg(self.shared.key(*pid)).arg(ttl);
+            }
+            let sids: Vec<Sid> = chunk.iter().map(|(sid, _)| *sid).collect();
+            let (store, mut conn) = (self.clone(), self.shared.conn.clone());
+            tokio::spawn(async move {
+                let Ok(found) = pipe.query_async::<Vec<i64>>(&mut conn).await else {
+                    return;
+                };
+                store.rewrite_missing(&sids, &found);
+            });
+        }
+    }
+
+    fn rewrite_missing(&self, sids: &[Sid], found: &[i64]) {
+        let live = self.live();
+        let mut dirty = self.dirty();
+        for (sid, found) in sids.iter().zip(found) {
+            if *found == 0 {
+                if let Some(socket) = live.get(sid) {
+                    dirty.insert(*sid, socket.clone());
+                }
+            }
+        }
+    }
+
+    /// Writes every live socket's record again (after Redis came back).
+    fn rewrite_all(&self) {
+        let live = self.live();
+        let mut dirty = self.dirty();
+        for (sid, socket) in live.iter() {
+            dirty.insert(*sid, socket.clone());
+        }
+    }
+
     /// Sockets parked on this node (not counting those that moved).
     pub fn parked(&self) -> usize {
         self.local.parked()
@@ -1111,9 +1157,9 @@ impl RecoveryStore for SessionStore {
     }
 
     fn opened(&self, socket: &Socket) {
-        let Some(pid) = socket.pid() else {
+        if socket.pid().is_none() {
             return;
-        };
+        }
         let sid = socket.id();
         if self.moved_count.load(Ordering::Acquire) > 0 {
             // Back on this node after a stay elsewhere.
@@ -1122,7 +1168,7 @@ impl RecoveryStore for SessionStore {
         if self.elsewhere_count.load(Ordering::Acquire) > 0 {
             self.elsewhere_remove(sid);
         }
-        self.live().insert(sid, pid);
+        self.live().insert(sid, socket.clone());
         self.dirty().insert(sid, socket.clone());
     }
 
@@ -1135,7 +1181,7 @@ impl RecoveryStore for SessionStore {
     fn closed(&self, socket: &Socket) {
         let sid = socket.id();
         self.dirty().remove(&sid);
-        if let Some(pid) = self.live().remove(&sid) {
+        if let Some(pid) = self.live().remove(&sid).and_then(|s| s.pid()) {
             let mut pipe = redis::pipe();
             pipe.cmd("DEL").arg(self.shared.key(pid)).ignore();
             self.shared.spawn_pipe(pipe);

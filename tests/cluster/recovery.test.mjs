@@ -75,7 +75,7 @@ describe("recovery across nodes", () => {
   const pool = clientPool();
   let redis;
   let cluster;
-  afterEach(async (t) => {
+  afterEach(async () => {
     if (process.env.RTCIO_TEST_DEBUG && cluster) {
       for (let i = 0; i < 2; i++) console.error(`--- node ${i}\n${cluster.output(i)}`);
     }
@@ -185,6 +185,27 @@ describe("recovery across nodes", () => {
     }
     // A is untouched.
     assert.equal(A.socket.connected, true);
+  });
+
+  it("after Redis restarted empty, a live socket's session is written again: its node killed, it is recovered on the other", async () => {
+    const [one, two] = await start();
+    const room = uniqueRoom("restart");
+    const { A, B } = await pair(pool, one, two, "websocket", room);
+    const oldId = A.id;
+    await redis.restart();
+    for (const url of cluster.urls) {
+      await untilAsync(async () => (await fetch(`${url}/ready`)).status === 200, 10_000, `${url}/ready`);
+    }
+    await linked(A, B);
+    await linked(B, A);
+    await sleep(500); // the records are written again within 100 ms of the reconnect
+    const disconnected = new Promise((r) => A.socket.once("disconnect", r));
+    await cluster.kill(0);
+    await disconnected;
+    assert.equal(await reconnectTo(A, two, "websocket"), oldId, "same socket id on the survivor");
+    assert.equal(A.socket.recovered, true, "socket.recovered");
+    A.id = oldId;
+    await linked(B, A);
   });
 
   for (const mode of ["websocket", "polling"]) {

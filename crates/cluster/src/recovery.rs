@@ -48,6 +48,14 @@ pub fn sessions(cluster: &Cluster, limits: Recovery) -> Arc<Sessions> {
     // The cluster's handler keeps the sessions for as long as the server runs.
     let kept = sessions.clone();
     cluster.on_custom(KIND, move |_from, _data, body| kept.receive(body));
+    // A Redis that restarted empty gets the live sockets' records back.
+    let weak: Weak<Sessions> = Arc::downgrade(&sessions);
+    cluster.on_reconnect(move || {
+        if let Some(sessions) = weak.upgrade() {
+            sessions.resync();
+        }
+        async {}
+    });
     let weak: Weak<Sessions> = Arc::downgrade(&sessions);
     cluster.on_node_dead(move |node| {
         if let Some(sessions) = weak.upgrade() {

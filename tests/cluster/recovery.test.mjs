@@ -76,6 +76,7 @@ describe("recovery across nodes", () => {
   let redis;
   let cluster;
   afterEach(async () => {
+    // RTCIO_TEST_DEBUG=1 prints what each node logged.
     if (process.env.RTCIO_TEST_DEBUG && cluster) {
       for (let i = 0; i < 2; i++) console.error(`--- node ${i}\n${cluster.output(i)}`);
     }

@@ -1099,17 +1099,28 @@ impl RecoveryStore for SessionStore {
             return false;
         };
         let now = Instant::now();
-        for (map, count) in [
-            (&self.moved, &self.moved_count),
-            (&self.elsewhere, &self.elsewhere_count),
-        ] {
-            if count.load(Ordering::Acquire) == 0 {
-                continue;
-            }
-            let map = map.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(m) = map.get(&sid).filter(|m| m.until > now) {
+        // Moved from here: forwarded to where it went, whatever the
+        // membership says (a packet routed here by a node that does not
+        // know yet must not be lost).
+        if self.moved_count.load(Ordering::Acquire) > 0 {
+            if let Some(m) = self.moved().get(&sid).filter(|m| m.until > now) {
                 bus.deliver(&m.node, &self.ns, sid, packet);
                 return true;
+            }
+        }
+        // Parked elsewhere: only while the membership does not route to it
+        // (once it is live somewhere, that is where packets go).
+        if self.elsewhere_count.load(Ordering::Acquire) > 0 {
+            let target = self
+                .elsewhere()
+                .get(&sid)
+                .filter(|m| m.until > now)
+                .map(|m| m.node.clone());
+            if let Some(node) = target {
+                if !bus.routes(&self.ns, sid) {
+                    bus.deliver(&node, &self.ns, sid, packet);
+                    return true;
+                }
             }
         }
         false
@@ -1476,6 +1487,10 @@ mod tests {
             bus.delivered.lock().unwrap().drain(..).collect::<Vec<_>>(),
             vec![("x".to_owned(), sid, Bytes::from_static(b"42[\"from-y\"]"))]
         );
+        // Once the membership routes to it (live somewhere), that way only.
+        bus.routed.lock().unwrap().push(sid);
+        assert!(!on_y.send(sid, &packet("42[\"routed\"]")));
+        bus.routed.lock().unwrap().clear();
 
         let back = claim(&on_y, pid, Some(3)).await.expect("taken over");
         assert_eq!((back.sid, back.pid), (sid, pid));

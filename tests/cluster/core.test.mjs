@@ -4,6 +4,7 @@
 // relays go to the target's node only, a dead node's sockets are announced
 // gone, and a Redis outage stops cross-node traffic only until it is back.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { after, afterEach, before, describe, it } from "node:test";
 import { io } from "socket.io-client";
 import { MODES, until } from "../lib/harness.mjs";
@@ -31,6 +32,11 @@ async function admin(url) {
     socket.once("connect_error", reject);
   });
   return socket;
+}
+
+/** Runs redis-cli against the test's Redis (to look at the keys the nodes leave). */
+function redisCli(redis, ...args) {
+  return execFileSync("redis-cli", ["-p", String(redis.port), "--raw", ...args], { encoding: "utf8" }).trim();
 }
 
 const ask = (socket, event, ...args) => socket.timeout(5000).emitWithAck(event, ...args);
@@ -103,7 +109,13 @@ describe("cluster core: three nodes on one Redis", () => {
       ["user-connected", { id: C.id, name: "carol" }],
       ["#rtcio:init-offer", { source: C.id }],
     ]);
-    assert.deepEqual(seen(B).filter(([e]) => e !== "user-connected" || e[1]?.id !== A.id).slice(-3), [
+    // B's own backfill (A, on another node) is the room store's part: see the todo below.
+    const backfill = seen(B).slice(0, -3);
+    assert.ok(
+      backfill.length === 0 || JSON.stringify(backfill) === JSON.stringify([["user-connected", { id: A.id, name: "alice" }]]),
+      JSON.stringify(backfill),
+    );
+    assert.deepEqual(seen(B).slice(-3), [
       ["join-ok", { roomId: R }],
       ["user-connected", { id: C.id, name: "carol" }],
       ["#rtcio:init-offer", { source: C.id }],
@@ -187,6 +199,21 @@ describe("cluster core: three nodes on one Redis", () => {
     await converged(admins, R, [A.id]);
   });
 
+  it("chat fan-out (no history) reaches the room on every node, stamped by the sender's node", async () => {
+    const R = uniqueRoom("chat");
+    const [A, B, C] = await spread(R, ["alice", "bob", "carol"]);
+    const delivered = [B, C].map((X) => waitAny(X.socket, ["chat-message"]));
+    const ack = await ask(A.socket, "chat-message", { roomId: R, text: "hello nodes" });
+    assert.equal(ack.ok, true);
+    for (const got of delivered) {
+      const [, m] = await got;
+      assert.equal(m.roomId, R);
+      assert.equal(m.from, A.id);
+      assert.equal(m.name, "alice");
+      assert.equal(m.text, "hello nodes");
+    }
+  });
+
   it("admin list-rooms sees every node's members; kick reaches a socket on another node", async () => {
     const R = uniqueRoom("kick");
     const [A, B] = await spread(R, ["a", "b"]);
@@ -218,16 +245,25 @@ describe("cluster core: a node dies (SIGKILL)", () => {
   afterEach(async () => {
     pool.closeAll();
     await cluster?.stop();
+    // The next cluster starts on an empty Redis (the killed nodes' keys gone).
+    redisCli(redis, "FLUSHALL");
   });
   after(() => redis?.destroy());
 
   it("recovery off: the others hear #rtcio:peer-left and user-disconnected within 10 s", async () => {
-    cluster = await startCluster(3, { redisUrl: redis.url });
+    cluster = await startCluster(3, { redisUrl: redis.url, env: { ADMIN_TOKEN } });
+    const admins = await Promise.all(cluster.urls.map(admin));
     const R = uniqueRoom("death");
     const A = await pool.connect(cluster.urls[0], "websocket");
     const B = await pool.connect(cluster.urls[1], "polling");
     const C = await pool.connect(cluster.urls[2], "upgrade");
-    for (const X of [A, B, C]) await join(X, R, "x");
+    // Each join once every node knows the previous ones (the join snapshot
+    // reads the replica until the Redis room store is merged).
+    for (const [i, X] of [A, B, C].entries()) {
+      await join(X, R, "x");
+      await converged(admins, R, [A, B, C].slice(0, i + 1).map((c) => c.id));
+    }
+    for (const a of admins) a.disconnect();
     await barrier(A, B, C);
     // B's user-connected of C proves node 2 knows C; wait for A's replica likewise.
     await until(() => seen(A).filter(([e]) => e === "user-connected").length === 2, 5000, "A met B and C");
@@ -249,6 +285,45 @@ describe("cluster core: a node dies (SIGKILL)", () => {
     const [, err] = await waitAny(A.socket, ["error"]);
     assertError(["error", err], "peer-unreachable");
     await relayArrives(A, C, "still here", 5000);
+    // One survivor removed the dead node's entries.
+    await eventually(async () => {
+      const nodes = redisCli(redis, "SMEMBERS", "rtcio:nodes").split("\n").filter(Boolean);
+      assert.equal(nodes.length, 2, "the dead node left rtcio:nodes");
+      const keys = redisCli(redis, "KEYS", "rtcio:sockets:*").split("\n").filter(Boolean).sort();
+      assert.deepEqual(keys, nodes.map((n) => `rtcio:sockets:${n}`).sort(), "only the survivors' socket lists");
+    });
+  });
+
+  it("a node stopped cleanly (SIGTERM): its sockets' departures are heard once, and it leaves no keys", async () => {
+    cluster = await startCluster(2, { redisUrl: redis.url, env: { ADMIN_TOKEN } });
+    const admins = await Promise.all(cluster.urls.map(admin));
+    const R = uniqueRoom("goodbye");
+    const A = await pool.connect(cluster.urls[0], "websocket");
+    const B = await pool.connect(cluster.urls[1], "polling");
+    await join(A, R, "a");
+    await converged(admins, R, [A.id]);
+    await join(B, R, "b");
+    await converged(admins, R, [A.id, B.id]);
+    const nodes = redisCli(redis, "SMEMBERS", "rtcio:nodes").split("\n").filter(Boolean);
+    assert.equal(nodes.length, 2, "both nodes registered");
+    const mark = A.log.length;
+    const { code } = await cluster.stopNode(1);
+    assert.equal(code, 0);
+    await until(() => seen(A, mark).length >= 2, 5000, "departure of B");
+    await barrier(A);
+    const key = (e) => JSON.stringify(e);
+    assert.deepEqual(
+      seen(A, mark).map(key).sort(),
+      [["user-disconnected", { id: B.id }], ["#rtcio:peer-left", { id: B.id }]].map(key).sort(),
+    );
+    await converged([admins[0]], R, [A.id]);
+    const left = redisCli(redis, "SMEMBERS", "rtcio:nodes").split("\n").filter(Boolean);
+    assert.equal(left.length, 1, "the stopped node left rtcio:nodes");
+    const gone = nodes.find((n) => !left.includes(n));
+    assert.equal(redisCli(redis, "EXISTS", `rtcio:node:${gone}`), "0");
+    assert.equal(redisCli(redis, "EXISTS", `rtcio:sockets:${gone}`), "0");
+    assert.equal(redisCli(redis, "HLEN", `rtcio:sockets:${left[0]}`), "1", "A is listed under its node");
+    admins[0].disconnect();
   });
 
   it("recovery on: peer-left at once, user-disconnected only after the presence grace", async () => {
@@ -283,7 +358,7 @@ describe("cluster core: Redis stops and comes back", () => {
   const pool = clientPool();
   before(async () => {
     redis = await startRedis();
-    cluster = await startCluster(2, { redisUrl: redis.url });
+    cluster = await startCluster(2, { redisUrl: redis.url, env: { ADMIN_TOKEN } });
   });
   after(async () => {
     pool.closeAll();
@@ -296,13 +371,22 @@ describe("cluster core: Redis stops and comes back", () => {
     const A = await pool.connect(cluster.urls[0], "websocket");
     const B = await pool.connect(cluster.urls[0], "polling");
     const C = await pool.connect(cluster.urls[1], "upgrade");
-    for (const X of [A, B, C]) await join(X, R, "x");
+    const admins = await Promise.all(cluster.urls.map(admin));
+    for (const [i, X] of [A, B, C].entries()) {
+      await join(X, R, "x");
+      await converged(admins, R, [A, B, C].slice(0, i + 1).map((c) => c.id));
+    }
+    for (const a of admins) a.disconnect();
     await until(() => A.log.filter(([e]) => e === "user-connected").length === 2, 5000, "A met B and C");
     await relayArrives(A, C, "before", 5000);
     for (const u of cluster.urls) assert.equal(await ready(u), 200);
 
+    const departures = () =>
+      [A, B, C].flatMap((X) => X.log.filter(([e]) => e === "user-disconnected" || e === "#rtcio:peer-left"));
     await redis.stop();
     await eventually(async () => assert.equal(await ready(cluster.urls[0]), 503), 5000);
+    // Longer than a liveness key lives (5 s): nobody may be taken for dead for it.
+    await new Promise((r) => setTimeout(r, 6000));
     for (let i = 0; i < 20; i++) await relayArrives(A, B, `local ${i}`, 2000);
     // Joins made while Redis is away reach the other nodes with the resync.
     const D = await pool.connect(cluster.urls[0], "websocket");
@@ -314,6 +398,10 @@ describe("cluster core: Redis stops and comes back", () => {
     assert.ok(Date.now() - t0 < 10500, "cross-node relay resumed within 10 s");
     await relayArrives(C, A, "back", 5000);
     await eventually(() => relayArrives(C, D, "to the one who joined during the outage", 500), 5000);
+    // Past the 5 s every node waits after a reconnect before judging the others.
+    await new Promise((r) => setTimeout(r, 6000));
+    assert.deepEqual(departures(), [], "a Redis outage is not a node death");
+    await relayArrives(A, C, "still connected", 5000);
     await eventually(async () => {
       for (const u of cluster.urls) assert.equal(await ready(u), 200);
     }, 5000);

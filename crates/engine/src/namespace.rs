@@ -503,3 +503,117 @@ pub(crate) fn guard<R>(what: &str, f: impl FnOnce() -> R) -> Option<R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::adapter::BroadcastOptions;
+
+    /// The in-memory adapter, plus what a cluster adapter would be asked.
+    #[derive(Default)]
+    struct Recording {
+        local: LocalAdapter,
+        handle: Mutex<Option<NamespaceHandle>>,
+        sent: Mutex<Vec<(Sid, bytes::Bytes)>>,
+        kicked: Mutex<Vec<Sid>>,
+    }
+
+    impl Adapter for Recording {
+        fn add_socket(&self, sid: Sid) {
+            self.local.add_socket(sid)
+        }
+        fn remove_socket(&self, sid: Sid) -> Vec<Room> {
+            self.local.remove_socket(sid)
+        }
+        fn join(&self, sid: Sid, room: &str) -> bool {
+            self.local.join(sid, room)
+        }
+        fn leave(&self, sid: Sid, room: &str) -> bool {
+            self.local.leave(sid, room)
+        }
+        fn rooms_of(&self, sid: Sid) -> Vec<Room> {
+            self.local.rooms_of(sid)
+        }
+        fn is_member(&self, sid: Sid, room: &str) -> bool {
+            self.local.is_member(sid, room)
+        }
+        fn members(&self, room: &str) -> Vec<Sid> {
+            self.local.members(room)
+        }
+        fn room_len(&self, room: &str) -> usize {
+            self.local.room_len(room)
+        }
+        fn rooms(&self) -> Vec<(Room, usize)> {
+            self.local.rooms()
+        }
+        fn recipients(&self, opts: &BroadcastOptions) -> Vec<Sid> {
+            self.local.recipients(opts)
+        }
+        fn bind(&self, ns: NamespaceHandle) {
+            *self.handle.lock().unwrap() = Some(ns);
+        }
+        fn send_to(&self, sid: Sid, packet: &Encoded) -> bool {
+            self.sent.lock().unwrap().push((sid, packet.text.clone()));
+            true
+        }
+        fn disconnect_remote(&self, sid: Sid) -> bool {
+            self.kicked.lock().unwrap().push(sid);
+            true
+        }
+    }
+
+    #[test]
+    fn the_seams_reach_the_adapter_and_back() {
+        let adapter = Arc::new(Recording::default());
+        let departed = Arc::new(Mutex::new(Vec::new()));
+        let mut builder = crate::Server::builder();
+        let seen = departed.clone();
+        builder
+            .namespace("/")
+            .adapter(adapter.clone())
+            .on_remote_departure(move |ns, sid, rooms| {
+                seen.lock()
+                    .unwrap()
+                    .push((ns.name().to_owned(), sid, rooms));
+            });
+        let io = builder.build();
+        let ns = io.of("/").unwrap();
+
+        // Not here (nor away): the adapter gets it.
+        let remote = Sid::random();
+        let packet = Encoded::from_text(bytes::Bytes::from_static(b"42[\"x\"]"));
+        assert!(ns.send_to(remote, &packet));
+        assert_eq!(
+            adapter.sent.lock().unwrap().as_slice(),
+            &[(remote, packet.text.clone())]
+        );
+        assert!(ns.disconnect_socket(remote));
+        assert_eq!(adapter.kicked.lock().unwrap().as_slice(), &[remote]);
+
+        // The handle given at build time reports departures to the hooks.
+        let handle = adapter.handle.lock().unwrap().clone().expect("bound");
+        assert_eq!(handle.namespace().unwrap().name(), "/");
+        handle.remote_departure(remote, vec![Room::from("r")]);
+        assert_eq!(
+            departed.lock().unwrap().as_slice(),
+            &[("/".to_owned(), remote, vec![Room::from("r")])]
+        );
+        assert_eq!(
+            handle.deliver(&[remote], &packet),
+            0,
+            "no such local socket"
+        );
+        assert!(!handle.disconnect(remote));
+    }
+
+    #[test]
+    fn a_single_process_has_nowhere_else_to_send() {
+        let io = crate::Server::builder().build();
+        let ns = io.of("/").unwrap();
+        let packet = Encoded::from_text(bytes::Bytes::from_static(b"42[]"));
+        assert!(!ns.send_to(Sid::random(), &packet));
+        assert!(!ns.disconnect_socket(Sid::random()));
+    }
+}

@@ -100,7 +100,7 @@ impl Presence {
     /// A socket came back through recovery: within the grace nothing is
     /// announced; after it, the peers meet it again like a newcomer.
     pub(crate) fn recovered(&self, socket: &Socket) {
-        if self.held().remove(&socket.id()).is_some() {
+        if self.held().remove(&socket.id()).is_some() || remote_hold_ends(socket.id()) {
             return;
         }
         // Lost on another node of a cluster and back within the grace: its
@@ -151,16 +151,42 @@ pub fn attach_remote_departures(ns: &mut rtcio_engine::NamespaceBuilder, grace: 
             emit_local(ns, sid, &rooms, app::USER_DISCONNECTED, &left);
             return;
         }
+        let hold = NEXT_REMOTE_HOLD.fetch_add(1, Ordering::Relaxed);
+        remote_holds().insert(sid, hold);
         let ns = ns.clone();
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
+            let ours = {
+                let mut holds = remote_holds();
+                match holds.get(&sid) {
+                    Some(&h) if h == hold => holds.remove(&sid).is_some(),
+                    _ => false,
+                }
+            };
             // Recovered on some node: it is in the cluster's rooms again.
             let back = ns.get_socket(sid).is_some() || ns.adapter().rooms_of(sid).len() > 1;
-            if !back {
+            if ours && !back {
                 emit_local(&ns, sid, &rooms, app::USER_DISCONNECTED, &left);
             }
         });
     });
+}
+
+static NEXT_REMOTE_HOLD: AtomicU64 = AtomicU64::new(0);
+
+/// Sockets of dead nodes whose `user-disconnected` waits for the grace on this node.
+fn remote_holds() -> MutexGuard<'static, HashMap<Sid, u64>> {
+    static HOLDS: std::sync::OnceLock<Mutex<HashMap<Sid, u64>>> = std::sync::OnceLock::new();
+    HOLDS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// A socket of a dead node recovered here within the grace: its peers were
+/// told nothing but the `#rtcio:peer-left` hint, and hear nothing more.
+fn remote_hold_ends(sid: Sid) -> bool {
+    remote_holds().remove(&sid).is_some()
 }
 
 /// Sends `event` to the sockets of this node in any of `rooms` (each once), but `sid`.

@@ -702,6 +702,13 @@ fn start_connect(
 fn finish_connect(socket: Socket, restore: Option<Parked>) {
     let session = socket.0.session.clone();
     if session.transport() == CLOSED {
+        // The connection went while its session was being claimed (from
+        // another node, say): the session is kept again for the next try.
+        if let (Some(mut parked), Some(store)) = (restore, &socket.0.ns.recovery) {
+            parked.data = socket.data_clone();
+            parked.portable = socket.0.ns.shared_store.then(|| socket.portable_data());
+            store.park(parked);
+        }
         return;
     }
     session

@@ -257,6 +257,15 @@ impl Socket {
         self.0.ns.portable.encode(&data)
     }
 
+    /// A copy of all of the socket's data.
+    pub(crate) fn data_clone(&self) -> http::Extensions {
+        self.0
+            .extensions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Tells a shared recovery store that this live socket changed.
     fn touched(&self) {
         if let Some(store) = self.0.ns.shared_store() {

@@ -63,9 +63,10 @@ const REAPER_WAIT: Duration = Duration::from_secs(3);
 /// Most commands in one pipeline.
 const BATCH: usize = 512;
 
-/// Claims a session record: `self` (this node's), `alive` (another live
-/// node's) or `dead` (its node is gone: deleted in the same step, so only one
-/// claim gets it). Nothing for a missing record or one of another namespace.
+/// Looks up a session record: `self` (this node's), `alive` (another live
+/// node's) or `dead` (its node is gone; with `take`, deleted in the same
+/// step, so only one claim gets it). Nothing for a missing record or one of
+/// another namespace.
 const CLAIM: &str = r#"
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
@@ -75,7 +76,7 @@ if not ok or type(rec) ~= 'table' or type(rec.node) ~= 'string' or rec.ns ~= ARG
 end
 if rec.node == ARGV[1] then return {'self', v} end
 if redis.call('EXISTS', ARGV[2] .. rec.node) == 1 then return {'alive', v} end
-redis.call('DEL', KEYS[1])
+if ARGV[4] == 'take' then redis.call('DEL', KEYS[1]) end
 return {'dead', v}
 "#;
 
@@ -403,6 +404,15 @@ impl Handover {
             portable: Some(self.data),
             away_since: from_epoch_ms(self.away),
         }
+    }
+}
+
+/// Forgets a takeover request when its claim ends, however it ends.
+struct Pending<'a>(&'a Shared, Sid);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.pending().remove(&self.1);
     }
 }
 
@@ -865,7 +875,7 @@ impl SessionStore {
     }
 
     /// Runs the claim script: `(state, record)`.
-    async fn lookup(&self, pid: Sid) -> Option<(String, Record)> {
+    async fn lookup(&self, pid: Sid, take: bool) -> Option<(String, Record)> {
         let shared = &self.shared;
         let mut conn = shared.conn.clone();
         let answer: Option<(String, String)> = shared
@@ -874,6 +884,7 @@ impl SessionStore {
             .arg(&shared.node)
             .arg(format!("{}:node:", shared.prefix))
             .arg(&self.ns)
+            .arg(if take { "take" } else { "peek" })
             .invoke_async(&mut conn)
             .await
             .map_err(|e| tracing::debug!(error = %e, "recovery session lookup failed"))
@@ -907,11 +918,13 @@ impl SessionStore {
     /// Node Y's side: the record says where the session is.
     async fn claim_remote(self: Arc<Self>, pid: Sid, offset: Option<u64>) -> Option<Parked> {
         let shared = self.shared.clone();
-        let (mut state, mut record) = self.lookup(pid).await?;
+        let (mut state, mut record) = self.lookup(pid, false).await?;
         if state == "alive" {
             let bus = shared.bus.get()?;
             let (tx, mut rx) = oneshot::channel();
             shared.pending().insert(pid, tx);
+            // Given up (the client went away meanwhile): no answer is awaited any more.
+            let _pending = Pending(&shared, pid);
             bus.send(
                 &record.node,
                 SessionMessage::Request {
@@ -933,21 +946,17 @@ impl SessionStore {
                     Err(_) => {}
                 }
                 let again = if Instant::now() < deadline {
-                    self.lookup(pid).await
+                    self.lookup(pid, false).await
                 } else {
                     None
                 };
                 match again {
                     Some((s, r)) if s == "alive" && r.node == record.node => continue,
                     Some((s, r)) if s == "dead" => {
-                        shared.pending().remove(&pid);
                         (state, record) = (s, r);
                         break;
                     }
-                    _ => {
-                        shared.pending().remove(&pid);
-                        return None;
-                    }
+                    _ => return None,
                 }
             }
         }
@@ -958,8 +967,14 @@ impl SessionStore {
         }
         // Its node died: what it held for the socket died with it. The
         // client's offset is where its new offsets continue.
-        let sid: Sid = record.sid.parse().ok()?;
+        // Nothing is taken before the wait, so a client that gives up
+        // meanwhile leaves the session for its next try.
         self.wait_reaped(&record.node).await;
+        let (state, record) = self.lookup(pid, true).await?;
+        if state != "dead" {
+            return None;
+        }
+        let sid: Sid = record.sid.parse().ok()?;
         let offset = offset.unwrap_or(0);
         let away_since = match record.away {
             Some(ms) => from_epoch_ms(ms),
@@ -1663,6 +1678,55 @@ mod tests {
         let back = claim(&y.store("/"), pid, Some(12)).await.expect("restored");
         assert_eq!((back.sid, back.last_offset), (sid, 12));
         assert!(back.away_since <= noticed);
+    }
+
+    #[tokio::test]
+    async fn a_claim_given_up_halfway_leaves_the_session_for_the_next() {
+        let redis = RedisServer::start();
+        let mut conn = redis.conn().await;
+        let (x, y, bus) = cluster(&redis, "t8", Duration::from_secs(60)).await;
+        let p = parked(vec![], 0, 0);
+        let (sid, pid) = (p.sid, p.pid);
+        x.store("/").park(p);
+        record(&mut conn, "t8", pid).await;
+        bus.nodes.lock().unwrap().remove("x");
+        // x looks alive for a while, then its sockets are being cleaned up.
+        set_alive(&mut conn, "t8", "x").await;
+        let on_y = y.store("/");
+        let first = tokio::spawn({
+            let on_y = on_y.clone();
+            async move { claim(&on_y, pid, None).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        first.abort();
+        assert!(first.await.is_err(), "given up");
+        assert!(y.shared.pending().is_empty(), "no answer awaited any more");
+        redis::cmd("DEL")
+            .arg("t8:node:x")
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        redis::cmd("SET")
+            .arg("t8:sockets:x")
+            .arg("1")
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        let second = tokio::spawn({
+            let on_y = on_y.clone();
+            async move { claim(&on_y, pid, None).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        second.abort();
+        assert!(second.await.is_err(), "given up while the cleanup runs");
+        assert!(get(&mut conn, &format!("t8:session:{pid}")).await.is_some());
+        redis::cmd("DEL")
+            .arg("t8:sockets:x")
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        let back = claim(&on_y, pid, None).await.expect("the next try gets it");
+        assert_eq!(back.sid, sid);
     }
 
     #[tokio::test]

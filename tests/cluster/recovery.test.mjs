@@ -209,6 +209,38 @@ describe("recovery across nodes", () => {
     await linked(B, A);
   });
 
+  it("a reconnect that goes away while its dead node's session is being claimed leaves it for the next one", async () => {
+    const [one, two] = await start();
+    const room = uniqueRoom("retry");
+    const { A, B } = await pair(pool, one, two, "websocket", room);
+    const oldId = A.id;
+    await sleep(300); // the session record follows the connect within 100 ms
+    const auth = () => ({ pid: A.socket._pid, offset: A.socket._lastOffset });
+    const disconnected = new Promise((r) => A.socket.once("disconnect", r));
+    await cluster.kill(0);
+    await disconnected;
+    // A first attempt: the survivor waits for the dead node's liveness key; it gives up.
+    const first = io(two, { ...MODES.websocket, forceNew: true, reconnection: false, auth: auth() });
+    const firstConnected = new Promise((r) => first.once("connect", () => r(true)));
+    const early = await Promise.race([firstConnected, sleep(1000).then(() => false)]);
+    assert.equal(early, false, "the dead node still looks alive for a moment");
+    first.io.engine.close();
+    first.close();
+    await sleep(8000); // the claim ends meanwhile (the key expires within 5 s)
+    const second = io(two, { ...MODES.websocket, forceNew: true, reconnection: false, auth: auth() });
+    await new Promise((resolve, reject) => {
+      second.once("connect", resolve);
+      second.once("connect_error", reject);
+    });
+    try {
+      // (`recovered` stays false on a client that did not hold the pid itself.)
+      assert.equal(second.id, oldId, "the session waited for the next try");
+      await linked(B, { socket: second, id: second.id });
+    } finally {
+      second.close();
+    }
+  });
+
   for (const mode of ["websocket", "polling"]) {
     it(`${mode}: its node SIGKILLed, a client reconnects to the survivor keeping its id and rooms; no user-disconnected`, async () => {
       const [one, two] = await start();

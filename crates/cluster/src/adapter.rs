@@ -290,6 +290,12 @@ impl ClusterAdapter {
         !self.replica.rooms_of(sid).is_empty() && !self.remote().node_of.contains_key(&sid)
     }
 
+    /// Sends `packet` to socket `sid` on `node`, whatever the replica says
+    /// (recovery: a socket parked there, or just moved there).
+    pub fn deliver_to(&self, node: &str, sid: Sid, packet: &Encoded) {
+        self.publish_packet(node, vec![sid.as_str().to_owned()], packet);
+    }
+
     fn publish_packet(&self, node: &str, sids: Vec<String>, packet: &Encoded) {
         let header = Header::Deliver {
             ns: self.ns.clone(),

@@ -18,6 +18,8 @@ pub mod adapter;
 pub mod bus;
 pub mod liveness;
 pub mod node;
+pub mod recovery;
+pub mod sessions;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

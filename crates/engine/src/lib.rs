@@ -66,7 +66,7 @@ pub use event::{
 };
 pub use handshake::Handshake;
 pub use namespace::{ConnectError, Namespace, NamespaceBuilder, NamespaceHandle};
-pub use recovery::{MemoryStore, Parked, RecoveryStore};
+pub use recovery::{Claim, MemoryStore, Parked, PortableData, RecoveryStore, StoreFuture};
 pub use server::{Server, ServerBuilder};
 pub use service::{EngineService, Service};
 pub use sid::{InvalidSid, Sid};

@@ -13,7 +13,7 @@ use crate::adapter::{Adapter, LocalAdapter, Room};
 use crate::broadcast::BroadcastOperator;
 use crate::config::Recovery;
 use crate::event::{EmitError, Encoded, Event, Payload};
-use crate::recovery::{MemoryStore, RecoveryStore};
+use crate::recovery::{MemoryStore, PortableData, RecoveryStore};
 use crate::sid::Sid;
 use crate::socket::{DisconnectReason, Socket};
 
@@ -88,6 +88,7 @@ pub struct NamespaceBuilder {
     pub(crate) handlers: Handlers,
     pub(crate) adapter: Option<Arc<dyn Adapter>>,
     pub(crate) recovery_store: Option<Arc<dyn RecoveryStore>>,
+    pub(crate) portable: PortableData,
 }
 
 impl NamespaceBuilder {
@@ -97,6 +98,7 @@ impl NamespaceBuilder {
             handlers: Handlers::default(),
             adapter: None,
             recovery_store: None,
+            portable: PortableData::default(),
         }
     }
 
@@ -228,12 +230,28 @@ impl NamespaceBuilder {
         self
     }
 
+    /// Makes per-socket data of type `T` portable under `key` (JSON both
+    /// ways), so that a recovery store shared between processes can give a
+    /// socket its data back on another node. See [`PortableData`].
+    pub fn portable_data<T, E, D>(&mut self, key: &str, encode: E, decode: D) -> &mut Self
+    where
+        T: Clone + Send + Sync + 'static,
+        E: Fn(&T) -> serde_json::Value + Send + Sync + 'static,
+        D: Fn(&serde_json::Value) -> Option<T> + Send + Sync + 'static,
+    {
+        self.portable.register(key, encode, decode);
+        self
+    }
+
     pub(crate) fn build(self, recovery: Option<Recovery>) -> Arc<NsInner> {
         let recovery_store = recovery.map(|limits| {
             self.recovery_store
                 .unwrap_or_else(|| MemoryStore::new(limits) as Arc<dyn RecoveryStore>)
         });
+        let shared_store = recovery_store.as_ref().is_some_and(|s| s.shared());
         let inner = Arc::new(NsInner {
+            portable: self.portable,
+            shared_store,
             name: self.name.into_boxed_str(),
             handlers: self.handlers,
             adapter: self
@@ -254,9 +272,22 @@ pub(crate) struct NsInner {
     sockets: RwLock<HashMap<Sid, Socket>>,
     /// Where lost sockets wait for their reconnect (recovery on).
     pub(crate) recovery: Option<Arc<dyn RecoveryStore>>,
+    /// How the sockets' data crosses processes (a shared recovery store).
+    pub(crate) portable: PortableData,
+    /// Whether `recovery` is shared between processes (hears of live sockets).
+    pub(crate) shared_store: bool,
 }
 
 impl NsInner {
+    /// The shared recovery store, when there is one.
+    pub(crate) fn shared_store(&self) -> Option<&Arc<dyn RecoveryStore>> {
+        if self.shared_store {
+            self.recovery.as_ref()
+        } else {
+            None
+        }
+    }
+
     pub(crate) fn insert(&self, socket: Socket) {
         self.sockets
             .write()

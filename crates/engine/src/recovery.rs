@@ -15,11 +15,19 @@
 //! exactly where to resume; (3) is replayed whole.
 //!
 //! The state sits behind [`RecoveryStore`] so that a cluster can keep it
-//! where every node sees it; [`MemoryStore`] keeps it in this process.
+//! where every node sees it; [`MemoryStore`] keeps it in this process. A
+//! store outside the process cannot keep the socket's data as Rust values:
+//! the building blocks that keep per-socket data register a
+//! [`PortableData`] codec on the namespace (JSON both ways), and a
+//! [shared](RecoveryStore::shared) store gets the data in that form.
 
+use std::any::TypeId;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::SystemTime;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -30,6 +38,7 @@ use crate::config::Recovery;
 use crate::eio::Frame;
 use crate::event::Encoded;
 use crate::sid::Sid;
+use crate::socket::Socket;
 
 /// Bookkeeping cost of one kept frame on top of its bytes (as the outgoing queue counts).
 const FRAME_OVERHEAD: usize = 64;
@@ -53,6 +62,14 @@ pub struct Parked {
     pub lost: u64,
     /// The lost session's last offset.
     pub last_offset: u64,
+    /// The data as JSON ([`PortableData`]): set when the store is
+    /// [shared](RecoveryStore::shared) at parking time, and by a store that
+    /// brings the state from elsewhere (then `data` is empty and the socket's
+    /// data is decoded from this).
+    pub portable: Option<serde_json::Value>,
+    /// When the connection was lost (wall clock, so that another process can
+    /// tell how long the socket has been away).
+    pub away_since: SystemTime,
 }
 
 impl Parked {
@@ -85,6 +102,17 @@ impl Parked {
     }
 }
 
+/// A future a store returns (boxed: stores are trait objects).
+pub type StoreFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The answer to a reconnecting client's claim on a session.
+pub enum Claim {
+    /// Known at once (an in-process store).
+    Ready(Option<Parked>),
+    /// Being looked up (a shared store: another node may hold the session).
+    Pending(StoreFuture<Option<Parked>>),
+}
+
 /// Where lost sockets' state waits for their reconnect (one per namespace).
 pub trait RecoveryStore: Send + Sync + 'static {
     /// Keeps `parked` for the recovery window.
@@ -102,6 +130,108 @@ pub trait RecoveryStore: Send + Sync + 'static {
     fn send(&self, sid: Sid, packet: &Encoded) -> bool;
     /// Keeps a broadcast packet for every parked socket it reaches.
     fn broadcast(&self, opts: &BroadcastOptions, packet: &Encoded);
+
+    /// What the CONNECT path asks: [`take`](Self::take) at once by default; a
+    /// store shared between processes may look elsewhere first. The client's
+    /// later packets wait until the claim is answered.
+    fn claim(self: Arc<Self>, pid: Sid, offset: Option<u64>) -> Claim {
+        Claim::Ready(self.take(pid, offset))
+    }
+
+    /// Whether this store keeps sessions outside this process: it then gets
+    /// parked sockets' data as JSON ([`Parked::portable`]) and hears of live
+    /// sockets ([`opened`](Self::opened), [`touched`](Self::touched),
+    /// [`closed`](Self::closed)), so that their sessions outlive this process.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// A shared store: `socket` is live (new or recovered), its rooms joined.
+    fn opened(&self, _socket: &Socket) {}
+
+    /// A shared store: the rooms or the portable data of the live `socket` changed.
+    fn touched(&self, _socket: &Socket) {}
+
+    /// A shared store: `socket` left for good (a goodbye, or a lost
+    /// connection whose state could not be kept): its session is over.
+    fn closed(&self, _socket: &Socket) {}
+}
+
+type EncodeFn = dyn Fn(&http::Extensions) -> Option<serde_json::Value> + Send + Sync;
+type DecodeFn = dyn Fn(&serde_json::Value, &mut http::Extensions) + Send + Sync;
+
+struct Codec {
+    key: Box<str>,
+    type_id: TypeId,
+    encode: Box<EncodeFn>,
+    decode: Box<DecodeFn>,
+}
+
+/// How per-socket data crosses a process boundary: each building block that
+/// keeps data on its sockets registers its type under a key, with a JSON
+/// encoding both ways (`{ key: value, ... }` for the whole socket). Types
+/// nobody registered (caches, counters) are not carried: they start empty
+/// on a socket recovered from another process.
+#[derive(Default)]
+pub struct PortableData {
+    codecs: Vec<Codec>,
+}
+
+impl PortableData {
+    /// Carries data of type `T` under `key`; `decode` returns `None` for a
+    /// value it does not understand (it is then left out).
+    pub fn register<T, E, D>(&mut self, key: &str, encode: E, decode: D)
+    where
+        T: Clone + Send + Sync + 'static,
+        E: Fn(&T) -> serde_json::Value + Send + Sync + 'static,
+        D: Fn(&serde_json::Value) -> Option<T> + Send + Sync + 'static,
+    {
+        self.codecs.retain(|c| &*c.key != key);
+        self.codecs.push(Codec {
+            key: key.into(),
+            type_id: TypeId::of::<T>(),
+            encode: Box::new(move |data| data.get::<T>().map(&encode)),
+            decode: Box::new(move |value, data| {
+                if let Some(v) = decode(value) {
+                    data.insert(v);
+                }
+            }),
+        });
+    }
+
+    /// Whether no type is registered.
+    pub fn is_empty(&self) -> bool {
+        self.codecs.is_empty()
+    }
+
+    /// Whether data of type `T` is carried.
+    pub(crate) fn covers(&self, type_id: TypeId) -> bool {
+        self.codecs.iter().any(|c| c.type_id == type_id)
+    }
+
+    /// The registered data of `data` as one JSON object.
+    pub fn encode(&self, data: &http::Extensions) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        for codec in &self.codecs {
+            if let Some(v) = (codec.encode)(data) {
+                out.insert(codec.key.to_string(), v);
+            }
+        }
+        serde_json::Value::Object(out)
+    }
+
+    /// Socket data from what [`encode`](Self::encode) made (unknown keys ignored).
+    pub fn decode(&self, value: &serde_json::Value) -> http::Extensions {
+        let mut data = http::Extensions::new();
+        if let Some(map) = value.as_object() {
+            for codec in &self.codecs {
+                if let Some(v) = map.get(&*codec.key) {
+                    (codec.decode)(v, &mut data);
+                }
+            }
+        }
+        data
+    }
 }
 
 struct Entry {
@@ -196,6 +326,14 @@ impl MemoryStore {
 
     fn recount(&self, inner: &Inner) {
         self.count.store(inner.by_pid.len(), Ordering::Release);
+    }
+
+    /// Whether session `pid` is parked here (whatever offset its client has).
+    pub fn knows(&self, pid: Sid) -> bool {
+        let mut inner = self.lock();
+        inner.sweep(Instant::now());
+        self.recount(&inner);
+        inner.by_pid.contains_key(&pid)
     }
 
     /// How many sockets are parked.
@@ -341,6 +479,8 @@ mod tests {
             frames,
             lost,
             last_offset,
+            portable: None,
+            away_since: SystemTime::now(),
         }
     }
 
@@ -402,6 +542,38 @@ mod tests {
             assert_eq!(resume_request(Some(&raw(&bad))), None, "{bad}");
         }
         assert_eq!(resume_request(None), None);
+    }
+
+    #[test]
+    fn portable_data_crosses_as_json() {
+        #[derive(Clone, Debug, PartialEq)]
+        struct Name(String);
+        #[derive(Clone)]
+        struct Cache;
+        let mut codec = PortableData::default();
+        codec.register::<Name, _, _>(
+            "name",
+            |n| serde_json::json!(n.0),
+            |v| v.as_str().map(|s| Name(s.to_owned())),
+        );
+        assert!(codec.covers(TypeId::of::<Name>()) && !codec.covers(TypeId::of::<Cache>()));
+        let mut data = http::Extensions::new();
+        data.insert(Name("ada".into()));
+        data.insert(Cache);
+        let json = codec.encode(&data);
+        assert_eq!(json, serde_json::json!({ "name": "ada" }));
+        let back = codec.decode(&json);
+        assert_eq!(back.get::<Name>(), Some(&Name("ada".into())));
+        assert!(
+            back.get::<Cache>().is_none(),
+            "unregistered data is not carried"
+        );
+        let odd = codec.decode(&serde_json::json!({ "name": 7, "other": 1 }));
+        assert!(
+            odd.get::<Name>().is_none(),
+            "a value the codec refuses is left out"
+        );
+        assert!(codec.decode(&serde_json::json!("x")).is_empty());
     }
 
     #[tokio::test]

@@ -21,9 +21,10 @@ use tokio::time::{Instant, Sleep};
 
 use crate::eio::{self, Frame};
 use crate::event::{AckSender, Args, Event, EventName};
+use crate::namespace::NsInner;
 use crate::namespace::{guard, BoxFuture, Handler};
 use crate::queue::{Closed, Outbox, Retain};
-use crate::recovery::{self, Parked};
+use crate::recovery::{self, Claim, Parked};
 use crate::server::ServerInner;
 use crate::sid::Sid;
 use crate::sio::{self, Kind};
@@ -594,41 +595,24 @@ impl Driver {
         } else {
             serde_json::from_slice(&packet.data).ok()
         };
-        let mut restore = ns
-            .recovery
-            .as_ref()
-            .zip(recovery::resume_request(auth.as_deref()))
-            .and_then(|(store, (pid, offset))| store.take(pid, offset));
-        let socket = match restore.as_mut() {
-            Some(parked) => Socket::restored(ns.clone(), self.session.clone(), auth, parked),
-            None => Socket::new(ns.clone(), self.session.clone(), auth),
+        let claim = match (&ns.recovery, recovery::resume_request(auth.as_deref())) {
+            (Some(store), Some((pid, offset))) => store.clone().claim(pid, offset),
+            _ => Claim::Ready(None),
         };
-        let skip = restore.is_some()
-            && self
-                .session
-                .server
-                .config
-                .recovery
-                .is_some_and(|r| r.skip_middleware);
-        if ns.handlers.middleware.is_empty() || skip {
-            finish_connect(socket, restore);
-            return Ok(());
-        }
-        let middleware = ns.handlers.middleware.clone();
-        self.job = Some(Box::pin(async move {
-            for m in middleware {
-                if let Err(refusal) = m(socket.clone()).await {
-                    let text = sio::connect_error(
-                        socket.ns_name(),
-                        &refusal.message,
-                        refusal.data.as_ref(),
-                    );
-                    let _ = socket.0.session.push([Frame::Text(text)]);
-                    return;
-                }
+        let session = self.session.clone();
+        match claim {
+            Claim::Ready(restore) => self.job = start_connect(ns, session, auth, restore),
+            // A shared store may ask another node: the client's later packets
+            // wait behind the claim like behind connect middleware.
+            Claim::Pending(claim) => {
+                self.job = Some(Box::pin(async move {
+                    let restore = claim.await;
+                    if let Some(job) = start_connect(ns, session, auth, restore) {
+                        job.await;
+                    }
+                }))
             }
-            finish_connect(socket, restore);
-        }));
+        }
         Ok(())
     }
 
@@ -677,11 +661,54 @@ impl Driver {
     }
 }
 
+/// Builds the socket (restored, or new) and makes it live, at once or,
+/// when connect middleware must run first, in the returned job.
+fn start_connect(
+    ns: Arc<NsInner>,
+    session: Arc<Session>,
+    auth: Option<Box<serde_json::value::RawValue>>,
+    mut restore: Option<Parked>,
+) -> Option<BoxFuture<()>> {
+    let socket = match restore.as_mut() {
+        Some(parked) => Socket::restored(ns.clone(), session.clone(), auth, parked),
+        None => Socket::new(ns.clone(), session.clone(), auth),
+    };
+    let skip = restore.is_some()
+        && session
+            .server
+            .config
+            .recovery
+            .is_some_and(|r| r.skip_middleware);
+    if ns.handlers.middleware.is_empty() || skip {
+        finish_connect(socket, restore);
+        return None;
+    }
+    let middleware = ns.handlers.middleware.clone();
+    Some(Box::pin(async move {
+        for m in middleware {
+            if let Err(refusal) = m(socket.clone()).await {
+                let text =
+                    sio::connect_error(socket.ns_name(), &refusal.message, refusal.data.as_ref());
+                let _ = socket.0.session.push([Frame::Text(text)]);
+                return;
+            }
+        }
+        finish_connect(socket, restore);
+    }))
+}
+
 /// Makes a socket that passed its middleware live, and tells the client; a
 /// recovered socket gets its rooms back and then the packets it missed.
 fn finish_connect(socket: Socket, restore: Option<Parked>) {
     let session = socket.0.session.clone();
     if session.transport() == CLOSED {
+        // The connection went while its session was being claimed (from
+        // another node, say): the session is kept again for the next try.
+        if let (Some(mut parked), Some(store)) = (restore, &socket.0.ns.recovery) {
+            parked.data = socket.data_clone();
+            parked.portable = socket.0.ns.shared_store.then(|| socket.portable_data());
+            store.park(parked);
+        }
         return;
     }
     session
@@ -709,6 +736,9 @@ fn finish_connect(socket: Socket, restore: Option<Parked>) {
     socket.open();
     for room in rooms.iter().flatten() {
         socket.join(room);
+    }
+    if let Some(store) = socket.0.ns.shared_store() {
+        store.opened(&socket);
     }
     for hook in &socket.0.ns.handlers.connect {
         guard("connect handler", || hook(&socket));

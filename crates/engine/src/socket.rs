@@ -1,5 +1,6 @@
 //! A client's connection to one namespace: the handle handlers work with.
 
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -103,7 +104,12 @@ impl Socket {
         auth: Option<Box<RawValue>>,
         parked: &mut Parked,
     ) -> Socket {
-        let data = std::mem::take(&mut parked.data);
+        let mut data = std::mem::take(&mut parked.data);
+        if let Some(portable) = parked.portable.take().filter(|_| data.is_empty()) {
+            // Brought from another process: rebuilt from its JSON form.
+            data = ns.portable.decode(&portable);
+        }
+        data.insert(AwaySince(parked.away_since));
         Self::build(ns, session, auth, parked.sid, Some(parked.pid), Some(data))
     }
 
@@ -180,11 +186,16 @@ impl Socket {
 
     /// Stores per-socket data of type `T` (socket.io's `socket.data`), replacing any previous `T`.
     pub fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) -> Option<T> {
-        self.0
+        let old = self
+            .0
             .extensions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(value)
+            .insert(value);
+        if self.0.ns.shared_store && self.0.ns.portable.covers(TypeId::of::<T>()) {
+            self.touched();
+        }
+        old
     }
 
     /// A copy of the per-socket data of type `T`.
@@ -199,11 +210,16 @@ impl Socket {
 
     /// Removes the per-socket data of type `T`.
     pub fn remove<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
-        self.0
+        let old = self
+            .0
             .extensions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove::<T>()
+            .remove::<T>();
+        if self.0.ns.shared_store && self.0.ns.portable.covers(TypeId::of::<T>()) {
+            self.touched();
+        }
+        old
     }
 
     /// Whether this socket came back through connection-state recovery: same
@@ -221,6 +237,44 @@ impl Socket {
         self.0.parking.load(Ordering::Acquire)
     }
 
+    /// The private recovery session id (recovery on): what the client
+    /// presents to get this socket back. Only ever for its own client and a
+    /// recovery store; never logged or sent to anyone else.
+    pub fn pid(&self) -> Option<Sid> {
+        self.0.pid
+    }
+
+    /// For a [recovered](Self::recovered) socket: when its connection was
+    /// lost (it may have been on another node then).
+    pub fn away_since(&self) -> Option<std::time::SystemTime> {
+        self.get::<AwaySince>().map(|a| a.0)
+    }
+
+    /// The socket's data that is carried across processes, as JSON (see
+    /// [`NamespaceBuilder::portable_data`](crate::NamespaceBuilder::portable_data)).
+    pub fn portable_data(&self) -> serde_json::Value {
+        let data = self.0.extensions.lock().unwrap_or_else(|e| e.into_inner());
+        self.0.ns.portable.encode(&data)
+    }
+
+    /// A copy of all of the socket's data.
+    pub(crate) fn data_clone(&self) -> http::Extensions {
+        self.0
+            .extensions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Tells a shared recovery store that this live socket changed.
+    fn touched(&self) {
+        if let Some(store) = self.0.ns.shared_store() {
+            if self.connected() {
+                store.touched(self);
+            }
+        }
+    }
+
     /// Whether the socket is still connected.
     pub fn connected(&self) -> bool {
         self.0.connected.load(Ordering::Acquire)
@@ -228,12 +282,20 @@ impl Socket {
 
     /// Joins `room`; false if already in it.
     pub fn join(&self, room: &str) -> bool {
-        self.0.ns.adapter.join(self.0.id, room)
+        let joined = self.0.ns.adapter.join(self.0.id, room);
+        if joined && self.0.ns.shared_store {
+            self.touched();
+        }
+        joined
     }
 
     /// Leaves `room`; false if not in it.
     pub fn leave(&self, room: &str) -> bool {
-        self.0.ns.adapter.leave(self.0.id, room)
+        let left = self.0.ns.adapter.leave(self.0.id, room);
+        if left && self.0.ns.shared_store {
+            self.touched();
+        }
+        left
     }
 
     /// The socket's rooms, its own-id room first.
@@ -414,6 +476,7 @@ impl Socket {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
+            let portable = ns.shared_store.then(|| ns.portable.encode(&data));
             store.park(Parked {
                 sid: self.0.id,
                 pid,
@@ -422,8 +485,12 @@ impl Socket {
                 frames: leftover.frames_of(&ns.name),
                 lost: leftover.lost,
                 last_offset: leftover.seq,
+                portable,
+                away_since: std::time::SystemTime::now(),
             });
             self.0.parking.store(true, Ordering::Release);
+        } else if let Some(store) = ns.shared_store() {
+            store.closed(self);
         }
         for handler in &ns.handlers.disconnecting {
             crate::namespace::guard("disconnecting handler", || handler(self, reason));
@@ -438,6 +505,10 @@ impl Socket {
         }
     }
 }
+
+/// When a recovered socket's connection was lost (kept in its data).
+#[derive(Clone, Copy)]
+struct AwaySince(std::time::SystemTime);
 
 impl PartialEq for Socket {
     fn eq(&self, other: &Self) -> bool {

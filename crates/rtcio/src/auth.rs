@@ -474,6 +474,7 @@ pub fn socket_token(socket: &Socket) -> Option<String> {
 /// (`connect_error` `missing token` / `invalid token`) and stores the
 /// [`Identity`] of the others.
 pub fn require_auth(ns: &mut NamespaceBuilder, auth: Arc<dyn Authenticator>) {
+    crate::identity::Identity::make_portable(ns);
     ns.middleware(move |socket: Socket| {
         let auth = auth.clone();
         async move {

@@ -13,7 +13,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use rtcio_engine::Socket;
+use rtcio_engine::{NamespaceBuilder, Socket};
+use serde_json::{json, Value};
 
 /// An authenticated user, stored in the socket's data (`socket.get::<Identity>()`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,6 +39,47 @@ impl Identity {
     /// The user id of `socket`, when it authenticated.
     pub fn user_id(socket: &Socket) -> Option<Arc<str>> {
         socket.get::<Identity>().map(|i| i.user_id)
+    }
+
+    /// The identity as JSON, for a recovery session kept outside the process.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "userId": &*self.user_id,
+            "name": self.name.as_deref(),
+            "admin": self.admin,
+            "rooms": self.rooms.as_deref(),
+        })
+    }
+
+    /// What [`Identity::to_json`] made; `None` for anything else.
+    pub fn from_json(value: &Value) -> Option<Identity> {
+        let user_id = value.get("userId")?.as_str()?;
+        let name = match value.get("name") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(Arc::from(v.as_str()?)),
+        };
+        let rooms = match value.get("rooms") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_array()?
+                    .iter()
+                    .map(|r| r.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()?
+                    .into(),
+            ),
+        };
+        Some(Identity {
+            user_id: user_id.into(),
+            name,
+            admin: value.get("admin").and_then(Value::as_bool).unwrap_or(false),
+            rooms,
+        })
+    }
+
+    /// Makes the identity portable on `ns`: a socket recovered on another
+    /// node of a cluster keeps it (connect middleware is skipped on recovery).
+    pub fn make_portable(ns: &mut NamespaceBuilder) {
+        ns.portable_data::<Identity, _, _>("identity", Identity::to_json, Identity::from_json);
     }
 }
 
@@ -105,6 +147,28 @@ mod tests {
         assert_eq!(bearer("Basic abc"), None);
         assert_eq!(bearer("Bearer "), None);
         assert_eq!(bearer("abc"), None);
+    }
+
+    #[test]
+    fn identities_round_trip_as_json() {
+        let full = Identity {
+            user_id: "u1".into(),
+            name: Some("Ada".into()),
+            admin: true,
+            rooms: Some(vec!["a".to_owned(), "b-*".to_owned()].into()),
+        };
+        let bare = Identity {
+            user_id: "u2".into(),
+            ..Identity::default()
+        };
+        for identity in [full, bare] {
+            assert_eq!(Identity::from_json(&identity.to_json()), Some(identity));
+        }
+        assert_eq!(Identity::from_json(&json!({ "name": "x" })), None);
+        assert_eq!(
+            Identity::from_json(&json!({ "userId": "u", "rooms": [1] })),
+            None
+        );
     }
 
     #[test]

@@ -103,6 +103,14 @@ impl Presence {
         if self.held().remove(&socket.id()).is_some() || remote_hold_ends(socket.id()) {
             return;
         }
+        // Lost on another node of a cluster and back within the grace: its
+        // departure was held there, and is not announced.
+        let away = socket
+            .away_since()
+            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok());
+        if away.is_some_and(|away| away < self.grace) {
+            return;
+        }
         let Some(peers) = socket.peers() else {
             return;
         };

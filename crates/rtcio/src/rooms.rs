@@ -36,6 +36,28 @@ pub struct Peer {
     pub media: Option<(bool, bool)>,
 }
 
+impl Peer {
+    /// The peer as JSON, for a recovery session kept outside the process.
+    pub fn to_json(&self) -> Value {
+        json!({ "name": &*self.name, "media": self.media.map(|(mic, cam)| [mic, cam]) })
+    }
+
+    /// What [`Peer::to_json`] made; `None` for anything else.
+    pub fn from_json(value: &Value) -> Option<Peer> {
+        let media = match value.get("media") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_array()?.as_slice() {
+                [mic, cam] => Some((mic.as_bool()?, cam.as_bool()?)),
+                _ => return None,
+            },
+        };
+        Some(Peer {
+            name: value.get("name")?.as_str()?.into(),
+            media,
+        })
+    }
+}
+
 /// Runs after a socket newly joined a room (the room's name given), once
 /// `join-ok` is on its way: how other building blocks (chat history...) add
 /// to a join without touching the join itself.
@@ -135,6 +157,8 @@ impl Rooms {
 
     /// Attaches every rooms & presence handler to a namespace.
     pub fn attach(self: &Arc<Self>, ns: &mut NamespaceBuilder) {
+        // A socket recovered on another node of a cluster keeps its name and media state.
+        ns.portable_data::<Peer, _, _>("peer", Peer::to_json, Peer::from_json);
         let (join, check, leave, gone) = (self.clone(), self.clone(), self.clone(), self.clone());
         let (departing, back) = (self.clone(), self.presence.clone());
         if self.rules.policy.is_some() {
@@ -576,6 +600,22 @@ mod tests {
 
     fn req(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn peers_round_trip_as_json() {
+        for peer in [
+            Peer {
+                name: "Ada".into(),
+                media: Some((true, false)),
+            },
+            Peer::default(),
+        ] {
+            let back = Peer::from_json(&peer.to_json()).unwrap();
+            assert_eq!((back.name, back.media), (peer.name, peer.media));
+        }
+        assert!(Peer::from_json(&json!({ "media": [true, true] })).is_none());
+        assert!(Peer::from_json(&json!({ "name": "a", "media": [true] })).is_none());
     }
 
     #[test]

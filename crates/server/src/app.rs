@@ -14,12 +14,19 @@ use crate::config::Settings;
 pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
     let mut config = settings.engine_config()?;
     config.recovery = settings.recovery.engine(settings.max_queue_bytes)?;
+    let config_recovery = config.recovery;
     let mut builder = Builder::new(config, settings.relay_scope);
     let ns = settings.namespace.as_str();
     // Scaling out: the signaling namespace's rooms become the cluster's (Redis).
     if let Some(cluster) = settings.cluster.start()? {
         let signaling = builder.signaling(ns);
         signaling.adapter(cluster.adapter(ns));
+        // Recovery sessions every node can reach: a client is recovered on
+        // whichever node it reconnects to.
+        if let Some(limits) = config_recovery {
+            let sessions = rtcio_cluster::recovery::sessions(&cluster, limits);
+            signaling.recovery_store(sessions.store(ns));
+        }
         // A dead node's sockets: peer-left at once, user-disconnected after the
         // grace unless recovered elsewhere (at once with recovery off).
         let grace = if settings.recovery.recovery_window.is_zero() {

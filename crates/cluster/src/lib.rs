@@ -2,3 +2,7 @@
 //!
 //! Nothing here is on the path of a single-process server: the binary uses
 //! this crate only when `--redis-url` is given.
+
+pub mod room_store;
+
+pub use room_store::RedisRoomStore;

@@ -427,7 +427,8 @@ impl Rooms {
             }
         };
         // The name is in place before anyone can see this socket in the room.
-        let before = update_peer(socket, |p| p.name = peer.name.clone());
+        let renamed = socket.get::<Peer>().is_some_and(|p| p.name != peer.name);
+        update_peer(socket, |p| p.name = peer.name.clone());
         if !socket.join(room) {
             // The name is another socket's own-id room.
             self.store
@@ -435,7 +436,7 @@ impl Rooms {
             send_join_error(socket, ErrorCode::InvalidRoom, Some(room));
             return None;
         }
-        if before.name != peer.name {
+        if renamed {
             // The name is per socket: its other rooms see the new one too.
             let others: Vec<Room> = own_rooms(socket)
                 .into_iter()

@@ -19,7 +19,21 @@ pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
     // Authentication and rate limits first: they guard everything after them.
     let access = settings.access.build()?;
     access.attach(builder.signaling(ns));
-    let rooms = Rooms::configured(access.rules.clone(), settings.recovery.presence_grace);
+    let mut rooms = Rooms::builder()
+        .rules(access.rules.clone())
+        .presence_grace(settings.recovery.presence_grace);
+    // Scaling out: caps, passwords, names and media-state of rooms in Redis.
+    if let Some(url) = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) {
+        let node = {
+            use std::hash::{BuildHasher, Hasher};
+            let random = std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish();
+            format!("{random:016x}")
+        };
+        rooms = rooms.store(rtcio_cluster::RedisRoomStore::open(&url, "rtcio", &node)?);
+    }
+    let rooms = rooms.build();
     crate::observe::count_joins(&rooms);
     rooms.attach(crate::observe::attach(builder.signaling(ns)));
     let chat = settings.chat.attach(builder.signaling(ns), &rooms)?;

@@ -175,6 +175,22 @@ impl Rooms {
         &self.store
     }
 
+    /// Writes the rooms and peer info of every socket of `ns` connected to
+    /// this process into the store again: for a shared store that lost them
+    /// (Redis restarted empty, or writes dropped while it was unreachable).
+    /// Join order among them is the order written; passwords are not restored.
+    pub fn resync(&self, ns: &rtcio_engine::Namespace) {
+        for socket in ns.sockets() {
+            let rooms = own_rooms(&socket);
+            if rooms.is_empty() {
+                continue;
+            }
+            let peer = socket.get::<Peer>().unwrap_or_default();
+            self.store
+                .restore(ns.name(), &rooms, socket.id(), &peer_info(&socket, &peer));
+        }
+    }
+
     /// Adds a hook that runs after every new join (not after a re-join, which
     /// only answers `join-ok`).
     pub fn on_joined<F>(&self, f: F)

@@ -117,8 +117,9 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// A fresh random salt (20 URL-safe characters, the engine's random ids).
 fn fresh_salt() -> String {
-    hex(&rand::random::<[u8; 16]>())
+    Sid::random().as_str().to_owned()
 }
 
 /// Commands for the writer, answered (or not) once Redis replied.

@@ -154,6 +154,41 @@ describe("cluster: shared room state", () => {
   });
 });
 
+describe("cluster: Redis restarted empty", () => {
+  it("each node writes its members back: a newcomer's snapshot has them, with names and media-state", async () => {
+    const redis = await startRedis();
+    const nodes = await startNodes(2, redis.url);
+    const pool = clientPool();
+    try {
+      const R = uniqueRoom("resync");
+      const A = await pool.connect(nodes[0].url, "websocket");
+      const B = await pool.connect(nodes[1].url, "polling");
+      await join(A, R, "alice");
+      A.socket.emit("media-state", { roomId: R, mic: false, cam: true });
+      await barrier(A);
+      await join(B, R, "bob");
+      await redis.restart();
+      // Joins may be refused `unavailable` (or see a partial room) until both
+      // nodes have reconnected and written their members back: fresh clients
+      // until one meets both.
+      await eventually(async () => {
+        const C = await pool.connect(nodes[1].url, "websocket");
+        const got = await tryJoin(C, { roomId: R, name: "carol" });
+        assert.deepEqual(got, ["join-ok", { roomId: R }]);
+        const met = userConnected(C);
+        assert.ok(met.some((p) => p.id === A.id && p.name === "alice"), JSON.stringify(met));
+        assert.ok(met.some((p) => p.id === B.id && p.name === "bob"), JSON.stringify(met));
+        const media = seen(C).filter(([e]) => e === "media-state").map(([, p]) => p);
+        assert.deepEqual(media, [{ roomId: R, mic: false, cam: true, id: A.id }]);
+      }, 15_000);
+    } finally {
+      pool.closeAll();
+      await Promise.all(nodes.map((h) => h.stop("SIGKILL")));
+      await redis.destroy();
+    }
+  });
+});
+
 describe("cluster: Redis unreachable", () => {
   it("a join is refused `unavailable` with { code, message, roomId }, promptly", async () => {
     const redis = await startRedis();

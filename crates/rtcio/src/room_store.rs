@@ -131,11 +131,10 @@ impl MemoryRoomStore {
 
     fn with_ns<R>(&self, ns: &str, f: impl FnOnce(&mut HashMap<Room, MemRoom>) -> R) -> R {
         let mut all = self.lock();
-        if !all.contains_key(ns) {
-            all.insert(ns.to_owned(), HashMap::new());
+        if let Some(rooms) = all.get_mut(ns) {
+            return f(rooms);
         }
-        let rooms = all.get_mut(ns).expect("inserted above");
-        f(rooms)
+        f(all.entry(ns.to_owned()).or_default())
     }
 
     fn add(room: &mut MemRoom, sid: Sid, peer: &PeerInfo) -> Snapshot {
@@ -176,10 +175,17 @@ impl RoomStore for MemoryRoomStore {
         password: Option<&str>,
     ) -> Reply<Result<Snapshot, ErrorCode>> {
         Reply::Ready(self.with_ns(ns, |rooms| {
-            if !rooms.contains_key(room) {
-                rooms.insert(Room::from(room), MemRoom::default());
-            }
-            let state = rooms.get_mut(room).expect("inserted above");
+            let Some(state) = rooms.get_mut(room) else {
+                // A new room: its first member sets its password.
+                rooms.insert(
+                    Room::from(room),
+                    MemRoom {
+                        password: password.map(str::to_owned),
+                        members: vec![(sid, peer.clone())],
+                    },
+                );
+                return Ok(Vec::new());
+            };
             if state.members.iter().any(|(s, _)| *s == sid) {
                 return Ok(MemoryRoomStore::add(state, sid, peer));
             }

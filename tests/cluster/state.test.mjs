@@ -127,6 +127,20 @@ describe("cluster: shared room state", () => {
     assert.deepEqual(mediaC, [{ roomId: R, mic: true, cam: false, id: A.id }]);
   });
 
+  it("the id of a socket on another node is not a joinable room", async () => {
+    const A = await pool.connect(url(0), "websocket");
+    const B = await pool.connect(url(1), "websocket");
+    const R = uniqueRoom("seen");
+    await join(A, R, "a");
+    await join(B, R, "b");
+    // A relay from B reaching A proves B's node knows A (and its room).
+    const got = waitAny(A.socket, ["#rtcio:message"], (m) => m?.data === "hello", 5000);
+    B.socket.emit("#rtcio:message", { target: A.id, data: "hello" });
+    await got;
+    assert.deepEqual(await tryJoin(B, { roomId: A.id, name: "b" }), ["join-error", { reason: "invalid-room", roomId: A.id }]);
+    assert.deepEqual(await checkRoom(B, { roomId: A.id }), ["join-error", { reason: "invalid-room", roomId: A.id }]);
+  });
+
   it("joins racing on different nodes: each pair meets once and exactly one side is asked to offer", async () => {
     for (let round = 0; round < 3; round++) {
       const R = uniqueRoom("glare");

@@ -741,11 +741,14 @@ fn object(event: &Event) -> Option<Map<String, Value>> {
     event.arg::<Map<String, Value>>(0).ok()
 }
 
-/// Whether `room` is a connected socket's own-id room (the sender's included):
-/// such a name can never be joined, or it would capture that socket's messages.
+/// Whether `room` is a connected socket's own-id room (the sender's included,
+/// and, in a cluster, a socket on another node): such a name can never be
+/// joined, or it would capture that socket's messages.
 fn is_socket_id(socket: &Socket, room: &str) -> bool {
-    room.parse()
-        .is_ok_and(|sid| socket.ns().get_socket(sid).is_some())
+    room.parse().is_ok_and(|sid| {
+        let ns = socket.ns();
+        ns.get_socket(sid).is_some() || ns.adapter().is_member(sid, room)
+    })
 }
 
 /// The valid `roomId` of a request, or what was given instead (if it was a string).

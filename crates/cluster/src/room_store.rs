@@ -21,6 +21,7 @@
 //! them. A join waits at most [`RedisRoomStore::timeout`] (2 s by default)
 //! and is then refused `unavailable`; it never hangs.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 const QUEUE: usize = 65_536;
 /// Commands sent in one pipeline at most.
 const BATCH: usize = 512;
+/// How soon writes that could not be sent are tried again.
+const RETRY: Duration = Duration::from_millis(500);
 
 /// A member as the room hash stores it.
 #[derive(Debug, Serialize, Deserialize, Default, PartialEq)]
@@ -317,13 +320,33 @@ fn text(value: &Value) -> Option<String> {
 
 /// The writer: everything queued goes out as one pipeline, in order; the
 /// replies go back to whoever waits. One warning when Redis becomes
-/// unreachable, one line when it is back.
+/// unreachable, one line when it is back. Writes nobody waits for (leaves,
+/// peer updates, restores) that could not be sent are kept, in order, and
+/// sent again before anything newer once Redis answers (they are
+/// idempotent): a socket that left during an outage does not stay in its
+/// room's hash. Joins and checks are not retried: they were answered
+/// `unavailable`.
 async fn write(mut conn: ConnectionManager, mut rx: mpsc::Receiver<Op>, timeout: Duration) {
     let mut down = false;
     let mut batch: Vec<Op> = Vec::new();
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        let mut count = batch[0].cmds.len();
+    let mut backlog: VecDeque<Cmd> = VecDeque::new();
+    let mut overflowed = false;
+    loop {
+        if backlog.is_empty() {
+            match rx.recv().await {
+                Some(op) => batch.push(op),
+                None => return,
+            }
+        } else {
+            tokio::select! {
+                op = rx.recv() => match op {
+                    Some(op) => batch.push(op),
+                    None => return,
+                },
+                _ = tokio::time::sleep(RETRY) => {}
+            }
+        }
+        let mut count = backlog.len() + batch.iter().map(|op| op.cmds.len()).sum::<usize>();
         while count < BATCH {
             match rx.try_recv() {
                 Ok(op) => {
@@ -333,13 +356,15 @@ async fn write(mut conn: ConnectionManager, mut rx: mpsc::Receiver<Op>, timeout:
                 Err(_) => break,
             }
         }
+        let replayed: Vec<Cmd> = backlog.drain(..).collect();
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
-        let mut sizes = Vec::with_capacity(batch.len());
-        for op in batch.iter_mut() {
-            sizes.push(op.cmds.len());
-            for cmd in op.cmds.drain(..) {
-                pipe.add_command(cmd);
+        for cmd in &replayed {
+            pipe.add_command(cmd.clone());
+        }
+        for op in &batch {
+            for cmd in &op.cmds {
+                pipe.add_command(cmd.clone());
             }
         }
         let sent = tokio::time::timeout(timeout, pipe.query_async::<Vec<Value>>(&mut conn)).await;
@@ -349,9 +374,9 @@ async fn write(mut conn: ConnectionManager, mut rx: mpsc::Receiver<Op>, timeout:
                     down = false;
                     tracing::info!("room store: Redis is reachable again");
                 }
-                let mut replies = replies.into_iter();
-                for (op, size) in batch.drain(..).zip(sizes) {
-                    let mine: Vec<Value> = replies.by_ref().take(size).collect();
+                let mut replies = replies.into_iter().skip(replayed.len());
+                for op in batch.drain(..) {
+                    let mine: Vec<Value> = replies.by_ref().take(op.cmds.len()).collect();
                     if let Some(reply) = op.reply {
                         let _ = reply.send(mine);
                     }
@@ -367,8 +392,21 @@ async fn write(mut conn: ConnectionManager, mut rx: mpsc::Receiver<Op>, timeout:
                     };
                     tracing::warn!(error = %why, "room store: Redis is unreachable; joins are refused `unavailable` until it is back");
                 }
-                // Dropping the senders answers the waiting joins `unavailable`.
-                batch.clear();
+                // Kept for later, in order; dropping the senders answers the
+                // waiting joins `unavailable`.
+                backlog.extend(replayed);
+                for op in batch.drain(..) {
+                    if op.reply.is_none() {
+                        backlog.extend(op.cmds);
+                    }
+                }
+                if backlog.len() > QUEUE {
+                    backlog.drain(..backlog.len() - QUEUE);
+                    if !overflowed {
+                        overflowed = true;
+                        tracing::warn!("room store: too many room updates waiting for Redis; the oldest are dropped");
+                    }
+                }
             }
         }
     }

@@ -18,6 +18,7 @@ use rtcio_engine::{Room, Sid};
 struct Redis {
     child: Child,
     dir: PathBuf,
+    port: u16,
     url: String,
 }
 
@@ -30,6 +31,27 @@ impl Redis {
         let dir =
             std::env::temp_dir().join(format!("rtcio-redis-test-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temp dir");
+        Redis {
+            child: Redis::spawn(port, &dir),
+            dir,
+            port,
+            url: format!("redis://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Kills redis-server and starts it again on the same port and
+    /// directory: it comes back with what the last `SAVE` wrote.
+    fn restart(&mut self) {
+        self.stop();
+        self.child = Redis::spawn(self.port, &self.dir);
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn spawn(port: u16, dir: &std::path::Path) -> Child {
         let bin = std::env::var("RTCIO_REDIS_BIN").unwrap_or_else(|_| "redis-server".into());
         let child = Command::new(&bin)
             .args([
@@ -43,7 +65,7 @@ impl Redis {
                 "no",
             ])
             .arg("--dir")
-            .arg(&dir)
+            .arg(dir)
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
@@ -54,11 +76,7 @@ impl Redis {
             assert!(Instant::now() < deadline, "redis-server did not listen");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Redis {
-            child,
-            dir,
-            url: format!("redis://127.0.0.1:{port}"),
-        }
+        child
     }
 
     async fn conn(&self) -> ConnectionManager {
@@ -338,4 +356,38 @@ async fn an_unreachable_redis_refuses_joins_unavailable_without_hanging() {
     let got = lazy.join("/", "r", sid(3), &peer("c"), 0, None).get().await;
     assert_eq!(got.map(|_| ()), Err(ErrorCode::Unavailable));
     assert!(RedisRoomStore::open("not a url", "rtcio", "z").is_err());
+}
+
+#[tokio::test]
+async fn writes_made_while_redis_is_away_reach_it_when_it_is_back() {
+    let mut redis = Redis::start();
+    let a = redis.node("a").await;
+    for n in 1..=2 {
+        a.join("/", "outage", sid(n), &peer("x"), 0, None)
+            .get()
+            .await
+            .expect("joined");
+    }
+    let mut conn = redis.conn().await;
+    let _: () = cmd(&mut conn, &["SAVE"]).await;
+    redis.stop();
+    // Fire-and-forget while Redis is gone: a leave and a media-state.
+    a.leave("/", &[Room::from("outage")], sid(1), false);
+    let mut seen = peer("x");
+    seen.media = Some((false, true));
+    a.update_peer("/", &[Room::from("outage")], sid(2), &seen);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Back with the saved state (sid 1 still in it), then the writes land.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match a.members("/", "outage").get().await {
+            Ok(members) if members == vec![(sid(2), seen.clone())] => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "the writes never reached Redis: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

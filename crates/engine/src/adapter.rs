@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::event::Encoded;
+use crate::namespace::NamespaceHandle;
 use crate::sid::Sid;
 
 /// A room name.
@@ -68,6 +69,29 @@ pub trait Adapter: Send + Sync + 'static {
         for sid in self.recipients(opts) {
             deliver(sid);
         }
+    }
+
+    /// Called once, when the namespace is built: a cluster adapter keeps the
+    /// handle to deliver packets arriving from other nodes to local sockets,
+    /// to disconnect a local socket on another node's request, and to report
+    /// the sockets of a node that died. The in-memory adapter ignores it.
+    fn bind(&self, ns: NamespaceHandle) {
+        let _ = ns;
+    }
+
+    /// Sends `packet` to `sid`, a socket on another node; false when no
+    /// other node has it (always, for a single process).
+    fn send_to(&self, sid: Sid, packet: &Encoded) -> bool {
+        let _ = (sid, packet);
+        false
+    }
+
+    /// Asks the node of `sid`, a socket on another node, to disconnect it
+    /// (as [`Socket::disconnect`](crate::Socket::disconnect) does); false when
+    /// no other node has it.
+    fn disconnect_remote(&self, sid: Sid) -> bool {
+        let _ = sid;
+        false
     }
 }
 

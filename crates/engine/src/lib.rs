@@ -65,7 +65,7 @@ pub use event::{
     AckError, AckSender, ArgError, Args, EmitError, Encoded, Event, Payload, Placeholder,
 };
 pub use handshake::Handshake;
-pub use namespace::{ConnectError, Namespace, NamespaceBuilder};
+pub use namespace::{ConnectError, Namespace, NamespaceBuilder, NamespaceHandle};
 pub use recovery::{MemoryStore, Parked, RecoveryStore};
 pub use server::{Server, ServerBuilder};
 pub use service::{EngineService, Service};

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use crate::adapter::{Adapter, LocalAdapter, Room};
 use crate::broadcast::BroadcastOperator;
@@ -66,6 +66,7 @@ pub(crate) type Middleware =
 pub(crate) type EventMiddleware = Arc<dyn Fn(&Socket, &Event) -> ControlFlow<()> + Send + Sync>;
 pub(crate) type SocketHook = Arc<dyn Fn(&Socket) + Send + Sync>;
 pub(crate) type DisconnectHook = Arc<dyn Fn(&Socket, DisconnectReason) + Send + Sync>;
+pub(crate) type RemoteDepartureHook = Arc<dyn Fn(&Namespace, Sid, Vec<Room>) + Send + Sync>;
 
 #[derive(Default, Clone)]
 pub(crate) struct Handlers {
@@ -76,6 +77,7 @@ pub(crate) struct Handlers {
     pub(crate) fallback: Option<Handler>,
     pub(crate) disconnecting: Vec<DisconnectHook>,
     pub(crate) disconnect: Vec<DisconnectHook>,
+    pub(crate) remote_departure: Vec<RemoteDepartureHook>,
 }
 
 /// Configures one namespace before the server starts.
@@ -186,6 +188,18 @@ impl NamespaceBuilder {
         self
     }
 
+    /// Runs when a socket of another node left without a goodbye (its node
+    /// died): `rooms` are the rooms it was in, already without it. Only a
+    /// cluster adapter reports these; each surviving node runs the hook once,
+    /// so it should tell this node's sockets only.
+    pub fn on_remote_departure<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(&Namespace, Sid, Vec<Room>) + Send + Sync + 'static,
+    {
+        self.handlers.remote_departure.push(Arc::new(f));
+        self
+    }
+
     /// Uses `adapter` for this namespace's rooms instead of the in-memory one.
     pub fn adapter(&mut self, adapter: Arc<dyn Adapter>) -> &mut Self {
         self.adapter = Some(adapter);
@@ -204,7 +218,7 @@ impl NamespaceBuilder {
             self.recovery_store
                 .unwrap_or_else(|| MemoryStore::new(limits) as Arc<dyn RecoveryStore>)
         });
-        Arc::new(NsInner {
+        let inner = Arc::new(NsInner {
             name: self.name.into_boxed_str(),
             handlers: self.handlers,
             adapter: self
@@ -212,7 +226,9 @@ impl NamespaceBuilder {
                 .unwrap_or_else(|| Arc::new(LocalAdapter::new())),
             sockets: RwLock::new(HashMap::new()),
             recovery: recovery_store,
-        })
+        });
+        inner.adapter.bind(NamespaceHandle(Arc::downgrade(&inner)));
+        inner
     }
 }
 
@@ -325,6 +341,31 @@ impl Namespace {
             .is_some_and(|store| !store.is_empty() && store.send(sid, packet))
     }
 
+    /// Sends `packet` to the socket `sid` wherever it is: connected here,
+    /// away with its state kept for a reconnect (recovery), or on another
+    /// node (cluster adapter). False when it is nowhere.
+    pub fn send_to(&self, sid: Sid, packet: &Encoded) -> bool {
+        if let Some(socket) = self.0.get(sid) {
+            if socket.send_encoded(packet).is_ok() {
+                return true;
+            }
+        }
+        self.send_to_absent(sid, packet) || self.0.adapter.send_to(sid, packet)
+    }
+
+    /// Disconnects the socket `sid` wherever it is connected, here or on
+    /// another node (the client sees `io server disconnect`); false when it
+    /// is connected nowhere.
+    pub fn disconnect_socket(&self, sid: Sid) -> bool {
+        match self.0.get(sid) {
+            Some(socket) => {
+                socket.disconnect();
+                true
+            }
+            None => self.0.adapter.disconnect_remote(sid),
+        }
+    }
+
     /// The adapter behind this namespace's rooms.
     pub fn adapter(&self) -> &Arc<dyn Adapter> {
         &self.0.adapter
@@ -352,6 +393,65 @@ impl Namespace {
     /// Sends `event` with any arguments to every socket of the namespace.
     pub fn emit_payload(&self, event: &str, payload: Payload) {
         BroadcastOperator::new(self.0.clone()).emit_payload(event, payload)
+    }
+}
+
+/// What an adapter holds of its namespace (see [`Adapter::bind`]): a weak
+/// handle, so the adapter does not keep a dropped namespace alive.
+#[derive(Clone)]
+pub struct NamespaceHandle(Weak<NsInner>);
+
+impl NamespaceHandle {
+    /// The namespace, while the server runs.
+    pub fn namespace(&self) -> Option<Namespace> {
+        self.0.upgrade().map(Namespace)
+    }
+
+    /// Delivers a packet that came from another node to the sockets `sids`
+    /// of this node (a socket away with its state kept gets it on its
+    /// return); unknown sids are skipped. Returns how many got it.
+    pub fn deliver(&self, sids: &[Sid], packet: &Encoded) -> usize {
+        let Some(ns) = self.0.upgrade() else {
+            return 0;
+        };
+        let mut delivered = 0;
+        for &sid in sids {
+            let sent = match ns.get(sid) {
+                Some(socket) => socket.send_encoded(packet).is_ok(),
+                None => ns
+                    .recovery
+                    .as_ref()
+                    .is_some_and(|store| !store.is_empty() && store.send(sid, packet)),
+            };
+            delivered += usize::from(sent);
+        }
+        delivered
+    }
+
+    /// Disconnects the local socket `sid` on another node's request; false if it is not here.
+    pub fn disconnect(&self, sid: Sid) -> bool {
+        match self.0.upgrade().and_then(|ns| ns.get(sid)) {
+            Some(socket) => {
+                socket.disconnect();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Reports that `sid`, a socket of another node, is gone without a
+    /// goodbye (its node died), from `rooms`: runs the namespace's
+    /// `on_remote_departure` hooks.
+    pub fn remote_departure(&self, sid: Sid, rooms: Vec<Room>) {
+        let Some(ns) = self.0.upgrade() else {
+            return;
+        };
+        let handle = Namespace(ns.clone());
+        for hook in &ns.handlers.remote_departure {
+            guard("remote departure handler", || {
+                hook(&handle, sid, rooms.clone())
+            });
+        }
     }
 }
 

@@ -294,7 +294,16 @@ impl Admin {
         let ns = &self.managed()?.ns;
         let targets: Vec<Socket> = match (request.get("socketId"), request.get("userId")) {
             (Some(Value::String(id)), None) => {
-                let socket = id.parse::<Sid>().ok().and_then(|sid| ns.get_socket(sid));
+                let sid = id.parse::<Sid>().ok();
+                let socket = sid.and_then(|sid| ns.get_socket(sid));
+                if let (None, Some(sid)) = (&socket, sid) {
+                    // On another node of a cluster: the notice, then the
+                    // disconnect, go to that node in this order.
+                    if kick_remote(ns, sid, &reason) {
+                        tracing::info!(admin = %principal_label(admin_socket), socket = %sid, "kicked (on another node)");
+                        return Ok(json!({ "kicked": [sid] }));
+                    }
+                }
                 socket.into_iter().collect()
             }
             (None, Some(Value::String(user))) => ns
@@ -443,6 +452,20 @@ fn send_ack(socket: &Socket, ack: AckSender, reply: &Value) {
     if let Err(e) = ack.send(reply) {
         tracing::debug!(socket = %socket.id(), error = %e, "could not deliver an admin acknowledgement");
     }
+}
+
+/// Kicks `sid`, a socket on another node of a cluster: false when no node has it.
+fn kick_remote(ns: &Namespace, sid: Sid, reason: &str) -> bool {
+    // Known to the cluster's replica (a single process knows only its own sockets).
+    if ns.adapter().rooms_of(sid).is_empty() {
+        return false;
+    }
+    let notice = ClientError::new(ErrorCode::Kicked, reason.to_owned());
+    let Ok(payload) = rtcio_engine::Payload::new().arg(&notice) else {
+        return false;
+    };
+    let packet = payload.into_event(ns.name(), crate::events::app::ERROR, None);
+    ns.send_to(sid, &packet) && ns.disconnect_socket(sid)
 }
 
 /// One member of a room as `list-rooms` shows it.

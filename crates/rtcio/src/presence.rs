@@ -88,7 +88,10 @@ impl Presence {
                 }
             };
             if let Some(Held { rooms, .. }) = still_away {
-                announce_gone(&ns, sid, &rooms);
+                // In a cluster it may have come back on another node.
+                if ns.adapter().rooms_of(sid).is_empty() {
+                    announce_gone(&ns, sid, &rooms);
+                }
                 gone(&ns, &rooms);
             }
         });
@@ -97,7 +100,7 @@ impl Presence {
     /// A socket came back through recovery: within the grace nothing is
     /// announced; after it, the peers meet it again like a newcomer.
     pub(crate) fn recovered(&self, socket: &Socket) {
-        if self.held().remove(&socket.id()).is_some() {
+        if self.held().remove(&socket.id()).is_some() || remote_hold_ends(socket.id()) {
             return;
         }
         let Some(peers) = socket.peers() else {
@@ -125,4 +128,74 @@ fn announce_gone(ns: &Namespace, sid: Sid, rooms: &[Room]) {
         .fold(ns.to(first), |op, room| op.to(room))
         .except(sid.as_str());
     let _ = peers.emit(app::USER_DISCONNECTED, &json!({ "id": sid }));
+}
+
+/// Presence for the sockets of a cluster node that died (no goodbye): each
+/// surviving node tells its own sockets (so every peer hears it once)
+/// `#rtcio:peer-left` at once, and `user-disconnected` after `grace` unless
+/// the socket is back by then, recovered on any node. A zero grace (recovery
+/// off: nobody can come back) announces both at once.
+pub fn attach_remote_departures(ns: &mut rtcio_engine::NamespaceBuilder, grace: Duration) {
+    ns.on_remote_departure(move |ns, sid, rooms| {
+        let left = json!({ "id": sid });
+        emit_local(ns, sid, &rooms, crate::events::PEER_LEFT, &left);
+        if grace.is_zero() {
+            emit_local(ns, sid, &rooms, app::USER_DISCONNECTED, &left);
+            return;
+        }
+        let hold = NEXT_REMOTE_HOLD.fetch_add(1, Ordering::Relaxed);
+        remote_holds().insert(sid, hold);
+        let ns = ns.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let ours = {
+                let mut holds = remote_holds();
+                match holds.get(&sid) {
+                    Some(&h) if h == hold => holds.remove(&sid).is_some(),
+                    _ => false,
+                }
+            };
+            // Recovered on some node: it is in the cluster's rooms again.
+            let back = ns.get_socket(sid).is_some() || ns.adapter().rooms_of(sid).len() > 1;
+            if ours && !back {
+                emit_local(&ns, sid, &rooms, app::USER_DISCONNECTED, &left);
+            }
+        });
+    });
+}
+
+static NEXT_REMOTE_HOLD: AtomicU64 = AtomicU64::new(0);
+
+/// Sockets of dead nodes whose `user-disconnected` waits for the grace on this node.
+fn remote_holds() -> MutexGuard<'static, HashMap<Sid, u64>> {
+    static HOLDS: std::sync::OnceLock<Mutex<HashMap<Sid, u64>>> = std::sync::OnceLock::new();
+    HOLDS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// A socket of a dead node recovered here within the grace: its peers were
+/// told nothing but the `#rtcio:peer-left` hint, and hear nothing more.
+fn remote_hold_ends(sid: Sid) -> bool {
+    remote_holds().remove(&sid).is_some()
+}
+
+/// Sends `event` to the sockets of this node in any of `rooms` (each once), but `sid`.
+fn emit_local(ns: &Namespace, sid: Sid, rooms: &[Room], event: &str, data: &serde_json::Value) {
+    let mut seen = std::collections::HashSet::new();
+    let Ok(payload) = rtcio_engine::Payload::new().arg(data) else {
+        return;
+    };
+    let packet = payload.into_event(ns.name(), event, None);
+    for room in rooms {
+        for member in ns.room_members(room) {
+            if member == sid || !seen.insert(member) {
+                continue;
+            }
+            if let Some(socket) = ns.get_socket(member) {
+                let _ = socket.send_encoded(&packet);
+            }
+        }
+    }
 }

@@ -97,7 +97,9 @@ fn route(
     let target_sid: Sid = target_id.parse().map_err(|_| unreachable())?;
     let ns = socket.ns();
     let Some(target) = ns.get_socket(target_sid) else {
-        return to_absent(socket, &ns, target_sid, scope, &envelope).ok_or_else(unreachable);
+        return to_absent(socket, &ns, target_sid, scope, &envelope)
+            .or_else(|| to_remote(socket, &ns, target_sid, scope, &envelope))
+            .ok_or_else(unreachable);
     };
     if scope == RelayScope::SharedRoom && !ns.adapter().share_room(socket.id(), target_sid) {
         return Err(unreachable());
@@ -122,6 +124,30 @@ fn to_absent(
     }
     ns.send_to_absent(target, &envelope.rewrite(ns.name(), socket.id()))
         .then_some(None)
+}
+
+/// Sends an envelope to a target on another node of a cluster: one message
+/// to that node only, after the scope check on this node's replica of the
+/// cluster's rooms. `None` if no node has the target (or, with the room
+/// scope, it shares no room with the sender).
+fn to_remote(
+    socket: &Socket,
+    ns: &rtcio_engine::Namespace,
+    target: Sid,
+    scope: RelayScope,
+    envelope: &Envelope,
+) -> Option<Option<(Socket, Encoded)>> {
+    if scope == RelayScope::SharedRoom && !ns.adapter().share_room(socket.id(), target) {
+        return None;
+    }
+    let packet = envelope.rewrite(ns.name(), socket.id());
+    if !ns.adapter().send_to(target, &packet) {
+        return None;
+    }
+    let counters = crate::counters::relay();
+    counters.envelopes.increment(1);
+    counters.bytes.increment(packet.text.len() as u64);
+    Some(None)
 }
 
 /// The envelope's members, in order, as raw JSON.

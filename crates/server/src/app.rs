@@ -16,6 +16,20 @@ pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
     config.recovery = settings.recovery.engine(settings.max_queue_bytes)?;
     let mut builder = Builder::new(config, settings.relay_scope);
     let ns = settings.namespace.as_str();
+    // Scaling out: the signaling namespace's rooms become the cluster's (Redis).
+    let cluster = settings.cluster.start()?;
+    if let Some(cluster) = &cluster {
+        let signaling = builder.signaling(ns);
+        signaling.adapter(cluster.adapter(ns));
+        // A dead node's sockets: peer-left at once, user-disconnected after the
+        // grace unless recovered elsewhere (at once with recovery off).
+        let grace = if settings.recovery.recovery_window.is_zero() {
+            std::time::Duration::ZERO
+        } else {
+            settings.recovery.presence_grace
+        };
+        rtcio::presence::attach_remote_departures(signaling, grace);
+    }
     // Authentication and rate limits first: they guard everything after them.
     let access = settings.access.build()?;
     access.attach(builder.signaling(ns));
@@ -23,15 +37,12 @@ pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
         .rules(access.rules.clone())
         .presence_grace(settings.recovery.presence_grace);
     // Scaling out: caps, passwords, names and media-state of rooms in Redis.
-    if let Some(url) = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) {
-        let node = {
-            use std::hash::{BuildHasher, Hasher};
-            let random = std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish();
-            format!("{random:016x}")
-        };
-        rooms = rooms.store(rtcio_cluster::RedisRoomStore::open(&url, "rtcio", &node)?);
+    if let Some(cluster) = &cluster {
+        rooms = rooms.store(rtcio_cluster::RedisRoomStore::new(
+            cluster.commands(),
+            cluster.prefix(),
+            cluster.node(),
+        ));
     }
     let rooms = rooms.build();
     crate::observe::count_joins(&rooms);
@@ -54,6 +65,14 @@ pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
         access.authenticator.clone(),
     )?;
     let io = builder.build();
+    if let (Some(cluster), Some(signaling)) = (&cluster, io.of(ns)) {
+        // Redis back (maybe restarted empty): the local sockets' rooms again.
+        let rooms = rooms.clone();
+        cluster.on_reconnect(move || {
+            rooms.resync(&signaling);
+            async {}
+        });
+    }
 
     // GET /ice accepts the socket's tokens and has its own per-IP budget.
     let ice_limit = access.http_limit(&io);

@@ -91,6 +91,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub recovery: crate::recovery::RecoverySettings,
+
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterSettings,
 }
 
 /// Parses `250ms`, `25s`, `2m` or a bare number of seconds.

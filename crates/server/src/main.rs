@@ -7,6 +7,7 @@ mod admin;
 mod app;
 mod capacity;
 mod chat;
+mod cluster;
 mod config;
 mod config_file;
 mod demo;
@@ -110,6 +111,7 @@ async fn main() -> ExitCode {
         tokio::time::sleep(drain_delay).await;
         tracing::info!("closing every session");
         closing.close(shutdown::GRACE).await;
+        cluster::goodbye().await;
     };
     let result = match tls {
         Some(config) => match tls::TlsListener::new(listener, config) {

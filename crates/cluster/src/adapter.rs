@@ -1,0 +1,622 @@
+//! `ClusterAdapter`: the engine's `Adapter` for a cluster, as a full
+//! replica of the membership of every socket of the cluster.
+//!
+//! Every node keeps, in memory, which socket of which node is in which room
+//! (its own sockets, and the others' fed by the `rtcio:bus` channel). So the
+//! engine's synchronous queries (`share_room`, `members`, `room_len`...) are
+//! answered locally, a relay between two sockets of one node never touches
+//! Redis, and a relay to a socket of another node is one publish to that
+//! node's channel only. A broadcast is delivered here and published once to
+//! each other node that has recipients, with the list of them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use rtcio_engine::{Adapter, BroadcastOptions, Encoded, LocalAdapter, NamespaceHandle, Room, Sid};
+
+use crate::bus::{encode, Bus, Header, Op};
+use crate::node::Keys;
+
+/// Which sockets of the replica live on other nodes.
+#[derive(Default)]
+struct Remote {
+    node_of: HashMap<Sid, Arc<str>>,
+    of_node: HashMap<Arc<str>, HashSet<Sid>>,
+}
+
+impl Remote {
+    fn insert(&mut self, sid: Sid, node: &Arc<str>) {
+        if let Some(old) = self.node_of.insert(sid, node.clone()) {
+            if let Some(set) = self.of_node.get_mut(&old) {
+                set.remove(&sid);
+            }
+        }
+        self.of_node.entry(node.clone()).or_default().insert(sid);
+    }
+
+    fn remove(&mut self, sid: Sid) -> Option<Arc<str>> {
+        let node = self.node_of.remove(&sid)?;
+        if let Some(set) = self.of_node.get_mut(&node) {
+            set.remove(&sid);
+            if set.is_empty() {
+                self.of_node.remove(&node);
+            }
+        }
+        Some(node)
+    }
+}
+
+/// The replicated adapter of one namespace.
+pub struct ClusterAdapter {
+    ns: String,
+    node: Arc<str>,
+    keys: Keys,
+    bus: Bus,
+    /// Every socket of the cluster in this namespace, with its rooms.
+    replica: LocalAdapter,
+    remote: RwLock<Remote>,
+    /// Held while a local change is applied and queued, and while a snapshot
+    /// is taken and queued: a snapshot is never overtaken by, nor misses, a
+    /// change.
+    order: Mutex<()>,
+    handle: OnceLock<NamespaceHandle>,
+}
+
+impl ClusterAdapter {
+    pub(crate) fn new(ns: &str, node: Arc<str>, keys: Keys, bus: Bus) -> Self {
+        ClusterAdapter {
+            ns: ns.to_owned(),
+            node,
+            keys,
+            bus,
+            replica: LocalAdapter::new(),
+            remote: RwLock::new(Remote::default()),
+            order: Mutex::new(()),
+            handle: OnceLock::new(),
+        }
+    }
+
+    fn order(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.order.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remote(&self) -> std::sync::RwLockReadGuard<'_, Remote> {
+        self.remote.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remote_mut(&self) -> std::sync::RwLockWriteGuard<'_, Remote> {
+        self.remote.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The node a socket lives on, if it is not this one.
+    pub fn node_of(&self, sid: Sid) -> Option<Arc<str>> {
+        self.remote().node_of.get(&sid).cloned()
+    }
+
+    /// How many sockets of the cluster the replica holds, and how many of them are remote.
+    pub fn counts(&self) -> (usize, usize) {
+        let all = self.replica.recipients(&BroadcastOptions::default()).len();
+        (all, self.remote().node_of.len())
+    }
+
+    fn field(&self, sid: Sid) -> String {
+        format!("{}|{}", self.ns, sid)
+    }
+
+    /// Records a local socket's rooms in `rtcio:sockets:{node}`.
+    fn write_socket(&self, sid: Sid) {
+        let rooms: Vec<Room> = self.replica.rooms_of(sid).into_iter().skip(1).collect();
+        let value = serde_json::json!({ "rooms": rooms.iter().map(|r| &**r).collect::<Vec<_>>() });
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(self.keys.sockets(&self.node))
+            .arg(self.field(sid))
+            .arg(value.to_string());
+        self.bus.send(Op::Cmd(cmd));
+    }
+
+    fn announce(&self, header: Header) {
+        self.bus.publish(self.keys.bus(), encode(&header, &[]));
+    }
+
+    fn local_sids(&self) -> Vec<Sid> {
+        let all = self.replica.recipients(&BroadcastOptions::default());
+        let remote = self.remote();
+        all.into_iter()
+            .filter(|s| !remote.node_of.contains_key(s))
+            .collect()
+    }
+
+    /// This node's sockets with their rooms, as a snapshot message.
+    fn snapshot_header(&self) -> Header {
+        let sockets = self
+            .local_sids()
+            .into_iter()
+            .map(|sid| {
+                let rooms = self.replica.rooms_of(sid);
+                (
+                    sid.as_str().to_owned(),
+                    rooms.iter().skip(1).map(|r| r.to_string()).collect(),
+                )
+            })
+            .collect();
+        Header::Snapshot {
+            n: self.node.to_string(),
+            ns: self.ns.clone(),
+            sockets,
+        }
+    }
+
+    /// Publishes this node's snapshot to `channel` (the bus, or one node's channel).
+    pub(crate) fn publish_snapshot(&self, channel: String, always: bool) {
+        let _order = self.order();
+        let msg = encode(&self.snapshot_header(), &[]);
+        if always {
+            self.bus.send_always(Op::Publish(channel, msg));
+        } else {
+            self.bus.publish(channel, msg);
+        }
+    }
+
+    /// Re-writes this node's sockets into `rtcio:sockets:{node}` (after a reconnect).
+    pub(crate) fn rewrite_sockets(&self) {
+        let _order = self.order();
+        for sid in self.local_sids() {
+            let rooms: Vec<String> = self
+                .replica
+                .rooms_of(sid)
+                .iter()
+                .skip(1)
+                .map(|r| r.to_string())
+                .collect();
+            let mut cmd = redis::cmd("HSET");
+            cmd.arg(self.keys.sockets(&self.node))
+                .arg(self.field(sid))
+                .arg(serde_json::json!({ "rooms": rooms }).to_string());
+            self.bus.send_always(Op::Cmd(cmd));
+        }
+    }
+
+    // ---- changes from other nodes (applied by the subscriber task, in order) ----
+
+    pub(crate) fn remote_connect(&self, node: &Arc<str>, sid: Sid) {
+        if self.handle_has_local(sid) {
+            return;
+        }
+        self.replica.add_socket(sid);
+        self.remote_mut().insert(sid, node);
+    }
+
+    pub(crate) fn remote_disconnect(&self, node: &str, sid: Sid) {
+        let mut remote = self.remote_mut();
+        if remote.node_of.get(&sid).is_some_and(|n| &**n == node) {
+            remote.remove(sid);
+            drop(remote);
+            self.replica.remove_socket(sid);
+        }
+    }
+
+    pub(crate) fn remote_join(&self, node: &Arc<str>, sid: Sid, room: &str) {
+        if !self.is_remote_of(node, sid) {
+            if self.handle_has_local(sid) {
+                return;
+            }
+            self.remote_connect(node, sid);
+        }
+        self.replica.join(sid, room);
+    }
+
+    pub(crate) fn remote_leave(&self, node: &str, sid: Sid, room: &str) {
+        if self.is_remote_of(node, sid) {
+            self.replica.leave(sid, room);
+        }
+    }
+
+    /// Replaces what the replica holds of `node` by `sockets`.
+    pub(crate) fn remote_snapshot(&self, node: &Arc<str>, sockets: Vec<(Sid, Vec<String>)>) {
+        self.drop_node(node);
+        for (sid, rooms) in sockets {
+            if self.handle_has_local(sid) {
+                continue;
+            }
+            self.remote_connect(node, sid);
+            for room in rooms {
+                self.replica.join(sid, &room);
+            }
+        }
+    }
+
+    /// Forgets every socket of `node`; returns them with the rooms they were in.
+    pub(crate) fn drop_node(&self, node: &str) -> Vec<(Sid, Vec<Room>)> {
+        let sids: Vec<Sid> = {
+            let mut remote = self.remote_mut();
+            let sids: Vec<Sid> = remote
+                .of_node
+                .remove(node)
+                .map(|s| s.into_iter().collect())
+                .unwrap_or_default();
+            for sid in &sids {
+                remote.node_of.remove(sid);
+            }
+            sids
+        };
+        sids.into_iter()
+            .map(|sid| (sid, self.replica.remove_socket(sid)))
+            .collect()
+    }
+
+    /// The nodes that have sockets in this namespace's replica.
+    pub(crate) fn nodes(&self) -> Vec<Arc<str>> {
+        self.remote().of_node.keys().cloned().collect()
+    }
+
+    /// Delivers a packet from another node to local sockets.
+    pub(crate) fn deliver(&self, sids: &[Sid], packet: &Encoded) {
+        if let Some(handle) = self.handle.get() {
+            handle.deliver(sids, packet);
+        }
+    }
+
+    pub(crate) fn kick_local(&self, sid: Sid) {
+        if let Some(handle) = self.handle.get() {
+            handle.disconnect(sid);
+        }
+    }
+
+    /// Tells the namespace that the sockets of a dead node are gone.
+    pub(crate) fn report_departures(&self, gone: Vec<(Sid, Vec<Room>)>) {
+        if let Some(handle) = self.handle.get() {
+            for (sid, rooms) in gone {
+                handle.remote_departure(sid, rooms);
+            }
+        }
+    }
+
+    fn is_remote_of(&self, node: &str, sid: Sid) -> bool {
+        self.remote()
+            .node_of
+            .get(&sid)
+            .is_some_and(|n| &**n == node)
+    }
+
+    fn handle_has_local(&self, sid: Sid) -> bool {
+        !self.replica.rooms_of(sid).is_empty() && !self.remote().node_of.contains_key(&sid)
+    }
+
+    fn publish_packet(&self, node: &str, sids: Vec<String>, packet: &Encoded) {
+        let header = Header::Deliver {
+            ns: self.ns.clone(),
+            s: sids,
+            l: packet.text.len(),
+            a: packet.attachments.iter().map(|a| a.len()).collect(),
+        };
+        let mut body: Vec<&[u8]> = Vec::with_capacity(1 + packet.attachments.len());
+        body.push(&packet.text);
+        body.extend(packet.attachments.iter().map(|a| &a[..]));
+        self.bus.publish(self.keys.to(node), encode(&header, &body));
+    }
+}
+
+/// A packet from a `Deliver` body.
+pub(crate) fn packet_from(body: &[u8], text_len: usize, attachments: &[usize]) -> Option<Encoded> {
+    let body = bytes::Bytes::copy_from_slice(body);
+    let total: usize = text_len + attachments.iter().sum::<usize>();
+    if total != body.len() {
+        return None;
+    }
+    let text = body.slice(..text_len);
+    let mut at = text_len;
+    let attachments = attachments
+        .iter()
+        .map(|&len| {
+            let part = body.slice(at..at + len);
+            at += len;
+            part
+        })
+        .collect();
+    Some(Encoded { text, attachments })
+}
+
+impl Adapter for ClusterAdapter {
+    fn add_socket(&self, sid: Sid) {
+        let _order = self.order();
+        // A socket recovered here from another node takes its id back.
+        if self.remote_mut().remove(sid).is_some() {
+            self.replica.remove_socket(sid);
+        }
+        self.replica.add_socket(sid);
+        self.announce(Header::Connect {
+            n: self.node.to_string(),
+            ns: self.ns.clone(),
+            s: sid.as_str().to_owned(),
+        });
+        self.write_socket(sid);
+    }
+
+    fn remove_socket(&self, sid: Sid) -> Vec<Room> {
+        let _order = self.order();
+        let rooms = self.replica.remove_socket(sid);
+        self.announce(Header::Disconnect {
+            n: self.node.to_string(),
+            ns: self.ns.clone(),
+            s: sid.as_str().to_owned(),
+        });
+        let mut cmd = redis::cmd("HDEL");
+        cmd.arg(self.keys.sockets(&self.node)).arg(self.field(sid));
+        self.bus.send(Op::Cmd(cmd));
+        rooms
+    }
+
+    fn join(&self, sid: Sid, room: &str) -> bool {
+        let _order = self.order();
+        if !self.replica.join(sid, room) {
+            return false;
+        }
+        self.announce(Header::Join {
+            n: self.node.to_string(),
+            ns: self.ns.clone(),
+            s: sid.as_str().to_owned(),
+            r: room.to_owned(),
+        });
+        self.write_socket(sid);
+        true
+    }
+
+    fn leave(&self, sid: Sid, room: &str) -> bool {
+        let _order = self.order();
+        if !self.replica.leave(sid, room) {
+            return false;
+        }
+        self.announce(Header::Leave {
+            n: self.node.to_string(),
+            ns: self.ns.clone(),
+            s: sid.as_str().to_owned(),
+            r: room.to_owned(),
+        });
+        self.write_socket(sid);
+        true
+    }
+
+    fn rooms_of(&self, sid: Sid) -> Vec<Room> {
+        self.replica.rooms_of(sid)
+    }
+
+    fn is_member(&self, sid: Sid, room: &str) -> bool {
+        self.replica.is_member(sid, room)
+    }
+
+    fn share_room(&self, a: Sid, b: Sid) -> bool {
+        self.replica.share_room(a, b)
+    }
+
+    fn members(&self, room: &str) -> Vec<Sid> {
+        self.replica.members(room)
+    }
+
+    fn room_len(&self, room: &str) -> usize {
+        self.replica.room_len(room)
+    }
+
+    fn rooms(&self) -> Vec<(Room, usize)> {
+        self.replica.rooms()
+    }
+
+    fn recipients(&self, opts: &BroadcastOptions) -> Vec<Sid> {
+        let mut all = self.replica.recipients(opts);
+        let remote = self.remote();
+        if !remote.node_of.is_empty() {
+            all.retain(|s| !remote.node_of.contains_key(s));
+        }
+        all
+    }
+
+    fn broadcast(&self, opts: &BroadcastOptions, packet: &Encoded, deliver: &mut dyn FnMut(Sid)) {
+        let all = self.replica.recipients(opts);
+        let mut by_node: HashMap<Arc<str>, Vec<String>> = HashMap::new();
+        {
+            let remote = self.remote();
+            for sid in all {
+                match remote.node_of.get(&sid) {
+                    Some(node) => by_node
+                        .entry(node.clone())
+                        .or_default()
+                        .push(sid.as_str().to_owned()),
+                    None => deliver(sid),
+                }
+            }
+        }
+        for (node, sids) in by_node {
+            self.publish_packet(&node, sids, packet);
+        }
+    }
+
+    fn bind(&self, ns: NamespaceHandle) {
+        let _ = self.handle.set(ns);
+    }
+
+    fn send_to(&self, sid: Sid, packet: &Encoded) -> bool {
+        let Some(node) = self.node_of(sid) else {
+            return false;
+        };
+        self.publish_packet(&node, vec![sid.as_str().to_owned()], packet);
+        true
+    }
+
+    fn disconnect_remote(&self, sid: Sid) -> bool {
+        let Some(node) = self.node_of(sid) else {
+            return false;
+        };
+        let header = Header::Kick {
+            n: self.node.to_string(),
+            ns: self.ns.clone(),
+            s: sid.as_str().to_owned(),
+        };
+        self.bus.publish(self.keys.to(&node), encode(&header, &[]));
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::decode;
+    use tokio::sync::mpsc::UnboundedReceiver;
+
+    fn adapter() -> (ClusterAdapter, UnboundedReceiver<Op>) {
+        let (bus, rx) = Bus::detached(true);
+        let keys = Keys {
+            prefix: "rtcio".into(),
+        };
+        (ClusterAdapter::new("/", "me".into(), keys, bus), rx)
+    }
+
+    /// The publishes queued so far: (channel, header, body).
+    fn published(rx: &mut UnboundedReceiver<Op>) -> Vec<(String, Header, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Ok(op) = rx.try_recv() {
+            if let Op::Publish(channel, payload) = op {
+                let (header, body) = decode(&payload).unwrap();
+                out.push((channel, header, body.to_vec()));
+            }
+        }
+        out
+    }
+
+    fn packet(text: &'static str) -> Encoded {
+        Encoded::from_text(bytes::Bytes::from_static(text.as_bytes()))
+    }
+
+    #[test]
+    fn local_changes_are_applied_at_once_and_announced_in_order() {
+        let (a, mut rx) = adapter();
+        let s = Sid::random();
+        a.add_socket(s);
+        assert!(a.join(s, "r"));
+        assert!(
+            !a.join(s, "r"),
+            "a second join changes nothing and says nothing"
+        );
+        assert!(a.leave(s, "r"));
+        a.remove_socket(s);
+        let kinds: Vec<&str> = published(&mut rx)
+            .iter()
+            .map(|(channel, h, _)| {
+                assert_eq!(channel, "rtcio:bus");
+                match h {
+                    Header::Connect { .. } => "connect",
+                    Header::Join { .. } => "join",
+                    Header::Leave { .. } => "leave",
+                    Header::Disconnect { .. } => "disconnect",
+                    _ => "other",
+                }
+            })
+            .collect();
+        assert_eq!(kinds, ["connect", "join", "leave", "disconnect"]);
+    }
+
+    #[test]
+    fn relays_go_to_the_target_node_only_and_broadcasts_once_per_node() {
+        let (a, mut rx) = adapter();
+        let (n2, n3): (Arc<str>, Arc<str>) = ("n2".into(), "n3".into());
+        let (local, b, c, d) = (Sid::random(), Sid::random(), Sid::random(), Sid::random());
+        a.add_socket(local);
+        a.join(local, "r");
+        a.remote_join(&n2, b, "r");
+        a.remote_join(&n2, c, "r");
+        a.remote_join(&n3, d, "r");
+        published(&mut rx);
+
+        assert!(a.share_room(local, b), "scope checked on the replica");
+        assert_eq!(
+            a.members("r"),
+            vec![local, b, c, d],
+            "join order across nodes"
+        );
+        assert_eq!(a.recipients(&BroadcastOptions::default()), vec![local]);
+
+        assert!(a.send_to(b, &packet("42[\"x\"]")));
+        let sent = published(&mut rx);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, "rtcio:to:n2");
+        assert!(matches!(&sent[0].1, Header::Deliver { s, .. } if *s == vec![b.to_string()]));
+        assert_eq!(sent[0].2, b"42[\"x\"]");
+        assert!(!a.send_to(Sid::random(), &packet("42[]")), "nobody has it");
+        assert!(
+            !a.send_to(local, &packet("42[]")),
+            "local sockets are not sent through Redis"
+        );
+
+        let mut here = Vec::new();
+        let opts = BroadcastOptions {
+            rooms: vec![Room::from("r")],
+            except_sid: Some(c),
+            ..Default::default()
+        };
+        a.broadcast(&opts, &packet("42[\"y\"]"), &mut |sid| here.push(sid));
+        assert_eq!(here, vec![local]);
+        let mut sent: Vec<(String, Vec<String>)> = published(&mut rx)
+            .into_iter()
+            .map(|(channel, h, _)| match h {
+                Header::Deliver { s, .. } => (channel, s),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        sent.sort();
+        assert_eq!(
+            sent,
+            vec![
+                ("rtcio:to:n2".to_owned(), vec![b.to_string()]),
+                ("rtcio:to:n3".to_owned(), vec![d.to_string()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn snapshots_replace_and_dead_nodes_are_dropped_with_their_rooms() {
+        let (a, _rx) = adapter();
+        let n2: Arc<str> = "n2".into();
+        let (b, c) = (Sid::random(), Sid::random());
+        a.remote_join(&n2, b, "r");
+        a.remote_join(&n2, c, "r");
+        a.remote_snapshot(&n2, vec![(b, vec!["q".into()])]);
+        assert_eq!(a.members("r"), Vec::<Sid>::new());
+        assert_eq!(a.members("q"), vec![b]);
+        assert!(a.rooms_of(c).is_empty(), "not in the snapshot: gone");
+        a.remote_join(&n2, c, "q");
+        let mut gone = a.drop_node("n2");
+        gone.sort_by_key(|(sid, _)| *sid);
+        let mut want = vec![(b, vec![Room::from("q")]), (c, vec![Room::from("q")])];
+        want.sort_by_key(|(sid, _)| *sid);
+        assert_eq!(gone, want);
+        assert_eq!(a.room_len("q"), 0);
+        assert!(a.nodes().is_empty());
+    }
+
+    #[test]
+    fn a_remote_message_never_overrides_a_local_socket() {
+        let (a, mut rx) = adapter();
+        let s = Sid::random();
+        a.add_socket(s);
+        a.remote_join(&Arc::from("n2"), s, "r");
+        assert!(a.node_of(s).is_none());
+        assert!(!a.is_member(s, "r"));
+        published(&mut rx);
+        // Recovered here from another node: the id becomes local.
+        let t = Sid::random();
+        a.remote_join(&Arc::from("n2"), t, "r");
+        a.add_socket(t);
+        assert!(a.node_of(t).is_none());
+        assert_eq!(a.recipients(&BroadcastOptions::default()).len(), 2);
+    }
+
+    #[test]
+    fn packets_cross_with_their_attachments_untouched() {
+        let body = b"451-[\"b\",{\"_placeholder\":true,\"num\":0}]\x00\x01\x02";
+        let p = packet_from(body, body.len() - 3, &[3]).unwrap();
+        assert_eq!(&p.text[..], &body[..body.len() - 3]);
+        assert_eq!(
+            p.attachments,
+            vec![bytes::Bytes::from_static(b"\x00\x01\x02")]
+        );
+        assert!(packet_from(body, 4, &[1]).is_none(), "lengths must add up");
+    }
+}

@@ -1,0 +1,384 @@
+// The cluster core (issue 12): three rtcio-server nodes on one throwaway
+// Redis, driven by the real socket.io-client@4 (websocket, polling and
+// upgrade spread over the nodes). Membership is replicated on every node,
+// relays go to the target's node only, a dead node's sockets are announced
+// gone, and a Redis outage stops cross-node traffic only until it is back.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { after, afterEach, before, describe, it } from "node:test";
+import { io } from "socket.io-client";
+import { MODES, until } from "../lib/harness.mjs";
+import { startCluster } from "../lib/cluster.mjs";
+import { startRedis } from "../lib/redis.mjs";
+import {
+  assertError,
+  barrier,
+  clientPool,
+  eventually,
+  join,
+  seen,
+  uniqueRoom,
+  waitAny,
+} from "../server/server.mjs";
+
+const ADMIN_TOKEN = "admin-token-for-cluster-tests-0123";
+const MODE_OF = ["websocket", "polling", "upgrade"];
+
+/** An admin socket on `url`. */
+async function admin(url) {
+  const socket = io(`${url}/admin`, { ...MODES.websocket, forceNew: true, reconnection: false, auth: { token: ADMIN_TOKEN } });
+  await new Promise((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("connect_error", reject);
+  });
+  return socket;
+}
+
+/** Runs redis-cli against the test's Redis (to look at the keys the nodes leave). */
+function redisCli(redis, ...args) {
+  return execFileSync("redis-cli", ["-p", String(redis.port), "--raw", ...args], { encoding: "utf8" }).trim();
+}
+
+const ask = (socket, event, ...args) => socket.timeout(5000).emitWithAck(event, ...args);
+
+/** Resolves once every admin sees `room` with exactly `ids` (in any order). */
+async function converged(admins, room, ids) {
+  const want = [...ids].sort();
+  await eventually(async () => {
+    for (const a of admins) {
+      const reply = await ask(a, "list-rooms");
+      const found = reply.rooms.find((r) => r.roomId === room);
+      const got = found ? found.members.map((m) => m.id).sort() : [];
+      assert.deepEqual(got, want, `${room} as one node sees it`);
+    }
+  }, 5000);
+}
+
+async function ready(url) {
+  const res = await fetch(`${url}/ready`);
+  return res.status;
+}
+
+/** Sends one envelope from `from` to `to` and resolves when it arrived (rejects after `ms`). */
+async function relayArrives(from, to, data, ms) {
+  const got = waitAny(to.socket, ["#rtcio:message"], (m) => m?.data === data, ms);
+  from.socket.emit("#rtcio:message", { target: to.id, data });
+  return got;
+}
+
+describe("cluster core: three nodes on one Redis", () => {
+  let redis;
+  let cluster;
+  let admins;
+  const pool = clientPool();
+  before(async () => {
+    redis = await startRedis();
+    cluster = await startCluster(3, { redisUrl: redis.url, env: { ADMIN_TOKEN } });
+    await Promise.all(cluster.urls.map((u) => until(() => true).then(() => eventually(async () => assert.equal(await ready(u), 200)))));
+    admins = await Promise.all(cluster.urls.map(admin));
+  });
+  afterEach(() => pool.closeAll());
+  after(async () => {
+    for (const a of admins ?? []) a.disconnect();
+    await cluster?.stop();
+    await redis?.destroy();
+  });
+
+  /** Client i on node i (mode by node), joined to `room` in turn, replicas converged after each join. */
+  async function spread(room, names) {
+    const clients = [];
+    for (let i = 0; i < names.length; i++) {
+      const c = await pool.connect(cluster.urls[i % 3], MODE_OF[i % 3]);
+      clients.push(c);
+    }
+    for (let i = 0; i < names.length; i++) {
+      await join(clients[i], room, names[i]);
+      await converged(admins, room, clients.slice(0, i + 1).map((c) => c.id));
+    }
+    return clients;
+  }
+
+  it("A, B, C on nodes 1, 2, 3: the existing peers hear each newcomer (user-connected + init-offer) across nodes", async () => {
+    const R = uniqueRoom("seq");
+    const [A, B, C] = await spread(R, ["alice", "bob", "carol"]);
+    await barrier(C, A, B);
+    assert.deepEqual(seen(A), [
+      ["join-ok", { roomId: R }],
+      ["user-connected", { id: B.id, name: "bob" }],
+      ["#rtcio:init-offer", { source: B.id }],
+      ["user-connected", { id: C.id, name: "carol" }],
+      ["#rtcio:init-offer", { source: C.id }],
+    ]);
+    assert.deepEqual(seen(B).filter(([e]) => e !== "user-connected" || e[1]?.id !== A.id).slice(-3), [
+      ["join-ok", { roomId: R }],
+      ["user-connected", { id: C.id, name: "carol" }],
+      ["#rtcio:init-offer", { source: C.id }],
+    ]);
+    for (const X of [A, B, C]) {
+      for (const [event, p] of seen(X)) {
+        if (event === "user-connected") assert.notEqual(p.id, X.id, "self user-connected");
+        if (event === "#rtcio:init-offer") assert.notEqual(p.source, X.id, "self init-offer");
+      }
+    }
+  });
+
+  // The join snapshot's names come from the room store (the state helper's
+  // Redis RoomStore): until it is merged, a joiner is not told of the peers
+  // on other nodes. TODO(merge): drop `todo` once rooms.rs reads the store.
+  it("the newcomer's backfill lists the peers of every node with their names", { todo: "needs the Redis RoomStore (state)" }, async () => {
+    const R = uniqueRoom("backfill");
+    const [, , C] = await spread(R, ["alice", "bob", "carol"]);
+    await barrier(C);
+    const names = seen(C).filter(([e]) => e === "user-connected").map(([, p]) => p.name).sort();
+    assert.deepEqual(names, ["alice", "bob"]);
+  });
+
+  it("1,000 envelopes relayed across nodes arrive in order (node 1 → 2 and node 2 → 3 at once)", async () => {
+    const R = uniqueRoom("order");
+    const [A, B, C] = await spread(R, ["a", "b", "c"]);
+    const N = 1000;
+    const got = { B: [], C: [] };
+    B.socket.on("#rtcio:message", (m) => m.source === A.id && got.B.push(m.data.n));
+    C.socket.on("#rtcio:message", (m) => m.source === B.id && got.C.push(m.data.n));
+    for (let n = 0; n < N; n++) {
+      A.socket.emit("#rtcio:message", { target: B.id, data: { n } });
+      B.socket.emit("#rtcio:message", { target: C.id, data: { n } });
+    }
+    await until(() => got.B.length === N && got.C.length === N, 20000, "1,000 envelopes each");
+    const order = Array.from({ length: N }, (_, i) => i);
+    assert.deepEqual(got.B, order);
+    assert.deepEqual(got.C, order);
+  });
+
+  it("relay scope is checked on the replica: a stranger on another node is refused both ways", async () => {
+    const R = uniqueRoom("scope");
+    const [A] = await spread(R, ["a"]);
+    const S = await pool.connect(cluster.urls[1], "polling");
+    await converged(admins, R, [A.id]);
+    const mark = A.log.length;
+    A.socket.emit("#rtcio:message", { target: S.id, data: "psst" });
+    const [, err] = await waitAny(A.socket, ["error"]);
+    assertError(["error", err], "peer-unreachable");
+    S.socket.emit("#rtcio:message", { target: A.id, data: "hi" });
+    const [, err2] = await waitAny(S.socket, ["error"]);
+    assertError(["error", err2], "peer-unreachable");
+    await barrier(S, A);
+    assert.ok(!seen(A, mark).some(([e]) => e === "#rtcio:message"), "nothing reached A");
+  });
+
+  it("media-state, stopScreenShare, leave-room and a disconnect reach the peers on every node", async () => {
+    const R = uniqueRoom("presence");
+    const [A, B, C] = await spread(R, ["a", "b", "c"]);
+    await barrier(A, B, C);
+    let marks = [B, C].map((x) => x.log.length);
+    A.socket.emit("media-state", { roomId: R, mic: false, cam: true });
+    A.socket.emit("stopScreenShare", { roomId: R, streamId: "s1" });
+    await until(() => [B, C].every((x, i) => seen(x, marks[i]).length >= 2), 5000, "media-state + stopScreenShare");
+    for (const [i, X] of [B, C].entries()) {
+      assert.deepEqual(seen(X, marks[i]), [
+        ["media-state", { roomId: R, mic: false, cam: true, id: A.id }],
+        ["stopScreenShare", { roomId: R, streamId: "s1", id: A.id }],
+      ]);
+    }
+    marks = [A, C].map((x) => x.log.length);
+    B.socket.emit("leave-room", { roomId: R });
+    await until(() => [A, C].every((x, i) => seen(x, marks[i]).length >= 1), 5000, "user-disconnected");
+    for (const [i, X] of [A, C].entries()) assert.deepEqual(seen(X, marks[i]), [["user-disconnected", { id: B.id }]]);
+    await converged(admins, R, [A.id, C.id]);
+    marks = [A].map((x) => x.log.length);
+    C.socket.disconnect();
+    await until(() => seen(A, marks[0]).length >= 2, 5000, "departure of C");
+    const key = (e) => JSON.stringify(e);
+    assert.deepEqual(seen(A, marks[0]).map(key).sort(), [["user-disconnected", { id: C.id }], ["#rtcio:peer-left", { id: C.id }]].map(key).sort());
+    await converged(admins, R, [A.id]);
+  });
+
+  it("admin list-rooms sees every node's members; kick reaches a socket on another node", async () => {
+    const R = uniqueRoom("kick");
+    const [A, B] = await spread(R, ["a", "b"]);
+    const reply = await ask(admins[2], "list-rooms");
+    const room = reply.rooms.find((r) => r.roomId === R);
+    assert.deepEqual(room.members.map((m) => m.id), [A.id, B.id], "join order, across nodes");
+    const log = [];
+    B.socket.on("error", (e) => log.push(["error", e]));
+    const gone = new Promise((resolve) => B.socket.once("disconnect", resolve));
+    const markA = A.log.length;
+    assert.deepEqual(await ask(admins[0], "kick", { socketId: B.id, reason: "enough" }), { ok: true, kicked: [B.id] });
+    assert.equal(await gone, "io server disconnect");
+    assert.deepEqual(log, [["error", { code: "kicked", message: "enough" }]], "the reason arrives before the disconnect");
+    await until(() => seen(A, markA).length >= 2, 5000, "A hears B leave");
+    await converged(admins, R, [A.id]);
+    const missing = await ask(admins[0], "kick", { socketId: B.id });
+    assert.equal(missing.ok, false);
+    assert.equal(missing.error.code, "not-found");
+  });
+});
+
+describe("cluster core: a node dies (SIGKILL)", () => {
+  let redis;
+  let cluster;
+  const pool = clientPool();
+  before(async () => {
+    redis = await startRedis();
+  });
+  afterEach(async () => {
+    pool.closeAll();
+    await cluster?.stop();
+    // The next cluster starts on an empty Redis (the killed nodes' keys gone).
+    redisCli(redis, "FLUSHALL");
+  });
+  after(() => redis?.destroy());
+
+  it("recovery off: the others hear #rtcio:peer-left and user-disconnected within 10 s", async () => {
+    cluster = await startCluster(3, { redisUrl: redis.url, env: { ADMIN_TOKEN } });
+    const admins = await Promise.all(cluster.urls.map(admin));
+    const R = uniqueRoom("death");
+    const A = await pool.connect(cluster.urls[0], "websocket");
+    const B = await pool.connect(cluster.urls[1], "polling");
+    const C = await pool.connect(cluster.urls[2], "upgrade");
+    // Each join once every node knows the previous ones (the join snapshot
+    // reads the replica until the Redis room store is merged).
+    for (const [i, X] of [A, B, C].entries()) {
+      await join(X, R, "x");
+      await converged(admins, R, [A, B, C].slice(0, i + 1).map((c) => c.id));
+    }
+    for (const a of admins) a.disconnect();
+    await barrier(A, B, C);
+    // B's user-connected of C proves node 2 knows C; wait for A's replica likewise.
+    await until(() => seen(A).filter(([e]) => e === "user-connected").length === 2, 5000, "A met B and C");
+    const marks = [A, C].map((x) => x.log.length);
+    const t0 = Date.now();
+    await cluster.kill(1);
+    await until(() => [A, C].every((x, i) => seen(x, marks[i]).length >= 2), 12000, "departure of B");
+    assert.ok(Date.now() - t0 < 11000, "noticed within 10 s (+1 s margin)");
+    const key = (e) => JSON.stringify(e);
+    for (const [i, X] of [A, C].entries()) {
+      assert.deepEqual(
+        seen(X, marks[i]).map(key).sort(),
+        [["user-disconnected", { id: B.id }], ["#rtcio:peer-left", { id: B.id }]].map(key).sort(),
+        "each peer hears it once",
+      );
+    }
+    // The dead node's socket is unreachable now; the survivors still talk.
+    A.socket.emit("#rtcio:message", { target: B.id, data: 1 });
+    const [, err] = await waitAny(A.socket, ["error"]);
+    assertError(["error", err], "peer-unreachable");
+    await relayArrives(A, C, "still here", 5000);
+    // One survivor removed the dead node's entries.
+    await eventually(async () => {
+      const nodes = redisCli(redis, "SMEMBERS", "rtcio:nodes").split("\n").filter(Boolean);
+      assert.equal(nodes.length, 2, "the dead node left rtcio:nodes");
+      const keys = redisCli(redis, "KEYS", "rtcio:sockets:*").split("\n").filter(Boolean).sort();
+      assert.deepEqual(keys, nodes.map((n) => `rtcio:sockets:${n}`).sort(), "only the survivors' socket lists");
+    });
+  });
+
+  it("a node stopped cleanly (SIGTERM): its sockets' departures are heard once, and it leaves no keys", async () => {
+    cluster = await startCluster(2, { redisUrl: redis.url, env: { ADMIN_TOKEN } });
+    const admins = await Promise.all(cluster.urls.map(admin));
+    const R = uniqueRoom("goodbye");
+    const A = await pool.connect(cluster.urls[0], "websocket");
+    const B = await pool.connect(cluster.urls[1], "polling");
+    await join(A, R, "a");
+    await converged(admins, R, [A.id]);
+    await join(B, R, "b");
+    await converged(admins, R, [A.id, B.id]);
+    const nodes = redisCli(redis, "SMEMBERS", "rtcio:nodes").split("\n").filter(Boolean);
+    assert.equal(nodes.length, 2, "both nodes registered");
+    const mark = A.log.length;
+    const { code } = await cluster.stopNode(1);
+    assert.equal(code, 0);
+    await until(() => seen(A, mark).length >= 2, 5000, "departure of B");
+    await barrier(A);
+    const key = (e) => JSON.stringify(e);
+    assert.deepEqual(
+      seen(A, mark).map(key).sort(),
+      [["user-disconnected", { id: B.id }], ["#rtcio:peer-left", { id: B.id }]].map(key).sort(),
+    );
+    await converged([admins[0]], R, [A.id]);
+    const left = redisCli(redis, "SMEMBERS", "rtcio:nodes").split("\n").filter(Boolean);
+    assert.equal(left.length, 1, "the stopped node left rtcio:nodes");
+    const gone = nodes.find((n) => !left.includes(n));
+    assert.equal(redisCli(redis, "EXISTS", `rtcio:node:${gone}`), "0");
+    assert.equal(redisCli(redis, "EXISTS", `rtcio:sockets:${gone}`), "0");
+    assert.equal(redisCli(redis, "HLEN", `rtcio:sockets:${left[0]}`), "1", "A is listed under its node");
+    admins[0].disconnect();
+  });
+
+  it("recovery on: peer-left at once, user-disconnected only after the presence grace", async () => {
+    const GRACE = 3000;
+    cluster = await startCluster(2, { redisUrl: redis.url, env: { RECOVERY_WINDOW: "2m", PRESENCE_GRACE: "3s", ADMIN_TOKEN } });
+    const admins = await Promise.all(cluster.urls.map(admin));
+    const R = uniqueRoom("grace");
+    const A = await pool.connect(cluster.urls[0], "websocket");
+    const B = await pool.connect(cluster.urls[1], "websocket");
+    // With recovery on every event carries an offset as an extra last argument.
+    for (const [i, X] of [A, B].entries()) {
+      const ok = waitAny(X.socket, ["join-ok"]);
+      X.socket.emit("join-room", { roomId: R, name: "x" });
+      await ok;
+      await converged(admins, R, [A, B].slice(0, i + 1).map((c) => c.id));
+    }
+    for (const a of admins) a.disconnect();
+    await until(() => A.log.some(([e, p]) => e === "user-connected" && p.id === B.id), 5000, "A met B");
+    const times = {};
+    A.socket.on("#rtcio:peer-left", () => (times.left ??= Date.now()));
+    A.socket.on("user-disconnected", () => (times.gone ??= Date.now()));
+    await cluster.kill(1);
+    await until(() => times.left, 11000, "peer-left");
+    await until(() => times.gone, GRACE + 5000, "user-disconnected after the grace");
+    assert.ok(times.gone - times.left >= GRACE - 500, `user-disconnected waited for the grace (${times.gone - times.left} ms)`);
+  });
+});
+
+describe("cluster core: Redis stops and comes back", () => {
+  let redis;
+  let cluster;
+  const pool = clientPool();
+  before(async () => {
+    redis = await startRedis();
+    cluster = await startCluster(2, { redisUrl: redis.url, env: { ADMIN_TOKEN } });
+  });
+  after(async () => {
+    pool.closeAll();
+    await cluster?.stop();
+    await redis?.destroy();
+  });
+
+  it("same-node relay keeps working, /ready is 503 meanwhile, cross-node relay resumes within 10 s", async () => {
+    const R = uniqueRoom("outage");
+    const A = await pool.connect(cluster.urls[0], "websocket");
+    const B = await pool.connect(cluster.urls[0], "polling");
+    const C = await pool.connect(cluster.urls[1], "upgrade");
+    const admins = await Promise.all(cluster.urls.map(admin));
+    for (const [i, X] of [A, B, C].entries()) {
+      await join(X, R, "x");
+      await converged(admins, R, [A, B, C].slice(0, i + 1).map((c) => c.id));
+    }
+    for (const a of admins) a.disconnect();
+    await until(() => A.log.filter(([e]) => e === "user-connected").length === 2, 5000, "A met B and C");
+    await relayArrives(A, C, "before", 5000);
+    for (const u of cluster.urls) assert.equal(await ready(u), 200);
+
+    await redis.stop();
+    await eventually(async () => assert.equal(await ready(cluster.urls[0]), 503), 5000);
+    for (let i = 0; i < 20; i++) await relayArrives(A, B, `local ${i}`, 2000);
+    // Joins made while Redis is away reach the other nodes with the resync.
+    const D = await pool.connect(cluster.urls[0], "websocket");
+    await join(D, R, "d");
+
+    await redis.start();
+    const t0 = Date.now();
+    await eventually(() => relayArrives(A, C, "after", 500), 10000);
+    assert.ok(Date.now() - t0 < 10500, "cross-node relay resumed within 10 s");
+    await relayArrives(C, A, "back", 5000);
+    await eventually(() => relayArrives(C, D, "to the one who joined during the outage", 500), 5000);
+    await eventually(async () => {
+      for (const u of cluster.urls) assert.equal(await ready(u), 200);
+    }, 5000);
+    const out = cluster.output(0);
+    const downs = out.split("\n").filter((l) => l.includes("lost the connection to Redis") || l.includes("cannot reach Redis")).length;
+    assert.equal(downs, 1, `one line when Redis goes down:\n${out}`);
+    assert.ok(!out.includes(redis.url), "the Redis URL is never logged");
+  });
+});

@@ -38,6 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 const JOIN: &str = include_str!("lua/join.lua");
 const LEAVE: &str = include_str!("lua/leave.lua");
 const UPDATE: &str = include_str!("lua/update.lua");
+const REAP: &str = include_str!("lua/reap.lua");
 
 /// How long a room hash and a password outlive their last join (GC).
 pub const ROOM_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -100,6 +101,22 @@ pub fn room_key(prefix: &str, ns: &str, room: &str) -> String {
 /// The key of a room's password hash.
 pub fn password_key(prefix: &str, ns: &str, room: &str) -> String {
     format!("{prefix}:roompw:{ns}:{room}")
+}
+
+/// The command that takes `sid`, a socket of the dead node `node`, out of
+/// `room` — unless its entry now names another node (the socket recovered
+/// there before the dead node was cleaned up) — and drops the room's
+/// password when the room is left empty. For the reaper of a dead node,
+/// instead of a plain `HDEL`; answers 1 when it removed the member.
+pub fn reap_member(prefix: &str, ns: &str, room: &str, sid: &str, node: &str) -> Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(REAP)
+        .arg(2)
+        .arg(room_key(prefix, ns, room))
+        .arg(password_key(prefix, ns, room))
+        .arg(sid)
+        .arg(node);
+    cmd
 }
 
 /// `salt:sha256(salt ‖ password)`, hex.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use redis::aio::ConnectionManager;
 use rtcio::errors::ErrorCode;
 use rtcio::room_store::{PeerInfo, RoomStore};
-use rtcio_cluster::room_store::{password_key, room_key, MemberRecord};
+use rtcio_cluster::room_store::{password_key, reap_member, room_key, MemberRecord};
 use rtcio_cluster::RedisRoomStore;
 use rtcio_engine::{Room, Sid};
 
@@ -390,4 +390,40 @@ async fn writes_made_while_redis_is_away_reach_it_when_it_is_back() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn reaping_a_dead_node_spares_members_recovered_elsewhere() {
+    let redis = Redis::start();
+    let (dead, alive) = (redis.node("dead").await, redis.node("alive").await);
+    for n in 1..=2 {
+        dead.join("/", "reap", sid(n), &peer("x"), 0, Some("pw"))
+            .get()
+            .await
+            .expect("joined");
+    }
+    // Socket 2 came back on the surviving node before the cleanup.
+    alive.restore("/", &[Room::from("reap")], sid(2), &peer("x"));
+    flushed(&alive).await;
+    let mut conn = redis.conn().await;
+    for n in 1..=2 {
+        let reap = reap_member("rtcio", "/", "reap", sid(n).as_str(), "dead");
+        let _: i64 = reap.query_async(&mut conn).await.expect("reaped");
+    }
+    let members = alive.members("/", "reap").get().await.expect("members");
+    assert_eq!(
+        members.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![sid(2)]
+    );
+    assert_eq!(
+        alive.check("/", "reap", None).get().await,
+        Ok(true),
+        "the password stays with its room"
+    );
+    // The last member reaped: room and password gone.
+    let reap = reap_member("rtcio", "/", "reap", sid(2).as_str(), "alive");
+    let removed: i64 = reap.query_async(&mut conn).await.expect("reaped");
+    assert_eq!(removed, 1);
+    let exists: i64 = cmd(&mut conn, &["EXISTS", &password_key("rtcio", "/", "reap")]).await;
+    assert_eq!(exists, 0);
 }

@@ -32,9 +32,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::time::Instant;
 
 pub use adapter::ClusterAdapter;
-pub use room_store::RedisRoomStore;
 pub use bus::{Bus, Header, Op};
 pub use node::{Keys, NodeId};
+pub use room_store::RedisRoomStore;
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 type ReconnectHook = Arc<dyn Fn() -> BoxFuture + Send + Sync>;

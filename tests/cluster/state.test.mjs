@@ -203,6 +203,33 @@ describe("cluster: Redis restarted empty", () => {
   });
 });
 
+describe("cluster: a node dies", () => {
+  it("its members' places under the cap are freed, and newcomers no longer meet them", async () => {
+    const redis = await startRedis();
+    const nodes = await startNodes(2, redis.url, { MAX_PEERS: "2" });
+    const pool = clientPool();
+    try {
+      const R = uniqueRoom("dead");
+      const A = await pool.connect(nodes[0].url, "websocket");
+      const B = await pool.connect(nodes[1].url, "websocket");
+      await join(A, R, "alice");
+      await join(B, R, "bob");
+      const C = await pool.connect(nodes[0].url, "polling");
+      assert.deepEqual(await tryJoin(C, { roomId: R, name: "carol" }), ["join-error", { reason: "room-full", roomId: R }]);
+      await nodes[1].stop("SIGKILL");
+      // Dead within 10 s (liveness), then one survivor cleans the room hash.
+      await eventually(async () => {
+        assert.deepEqual(await tryJoin(C, { roomId: R, name: "carol" }), ["join-ok", { roomId: R }]);
+      }, 20_000);
+      assert.deepEqual(userConnected(C), [{ id: A.id, name: "alice" }]);
+    } finally {
+      pool.closeAll();
+      await Promise.all(nodes.map((h) => h.stop("SIGKILL")));
+      await redis.destroy();
+    }
+  });
+});
+
 describe("cluster: Redis unreachable", () => {
   it("a join is refused `unavailable` with { code, message, roomId }, promptly", async () => {
     const redis = await startRedis();

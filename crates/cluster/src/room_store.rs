@@ -38,7 +38,6 @@ use tokio::sync::{mpsc, oneshot};
 const JOIN: &str = include_str!("lua/join.lua");
 const LEAVE: &str = include_str!("lua/leave.lua");
 const UPDATE: &str = include_str!("lua/update.lua");
-const REAP: &str = include_str!("lua/reap.lua");
 
 /// How long a room hash and a password outlive their last join (GC).
 pub const ROOM_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -107,16 +106,9 @@ pub fn password_key(prefix: &str, ns: &str, room: &str) -> String {
 /// `room` — unless its entry now names another node (the socket recovered
 /// there before the dead node was cleaned up) — and drops the room's
 /// password when the room is left empty. For the reaper of a dead node,
-/// instead of a plain `HDEL`; answers 1 when it removed the member.
+/// instead of a plain `HDEL`.
 pub fn reap_member(prefix: &str, ns: &str, room: &str, sid: &str, node: &str) -> Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(REAP)
-        .arg(2)
-        .arg(room_key(prefix, ns, room))
-        .arg(password_key(prefix, ns, room))
-        .arg(sid)
-        .arg(node);
-    cmd
+    leave_cmd(prefix, ns, &[Room::from(room)], sid, false, node)
 }
 
 /// `salt:sha256(salt ‖ password)`, hex.
@@ -312,16 +304,16 @@ fn join_cmd(
     cmd
 }
 
-/// The leave script: `sid` ("" for none) out of `rooms`, their passwords
-/// dropped when they are left empty unless `keep`.
-fn leave_cmd(prefix: &str, ns: &str, rooms: &[Room], sid: &str, keep: bool) -> Cmd {
+/// The leave script: `sid` ("" for none) out of `rooms` while its entries
+/// name `node`, their passwords dropped when they are left empty unless `keep`.
+fn leave_cmd(prefix: &str, ns: &str, rooms: &[Room], sid: &str, keep: bool, node: &str) -> Cmd {
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(LEAVE).arg(rooms.len() * 2);
     for room in rooms {
         cmd.arg(room_key(prefix, ns, room))
             .arg(password_key(prefix, ns, room));
     }
-    cmd.arg(sid).arg(if keep { "1" } else { "0" });
+    cmd.arg(sid).arg(if keep { "1" } else { "0" }).arg(node);
     cmd
 }
 
@@ -470,7 +462,7 @@ impl RoomStore for RedisRoomStore {
             .map(|p| hash_password(&fresh_salt(), p))
             .unwrap_or_default();
         let first = self.join_cmd((ns, room), sid, &record, &given, cap, "join");
-        let (prefix, ttl_ms) = (self.prefix.clone(), self.ttl_ms);
+        let (prefix, ttl_ms, node) = (self.prefix.clone(), self.ttl_ms, self.node.clone());
         let (ns, room) = (ns.to_owned(), room.to_owned());
         Reply::Pending(Box::pin(async move {
             let deadline = tokio::time::Instant::now() + timeout;
@@ -489,6 +481,7 @@ impl RoomStore for RedisRoomStore {
                             &[Room::from(room.as_str())],
                             sid.as_str(),
                             false,
+                            &node,
                         );
                         let _ = ops.try_send(Op {
                             cmds: vec![undo],
@@ -540,13 +533,21 @@ impl RoomStore for RedisRoomStore {
                 rooms,
                 sid.as_str(),
                 keep_password,
+                &self.node,
             )]);
         }
     }
 
     fn forget_password_if_empty(&self, ns: &str, rooms: &[Room]) {
         if !rooms.is_empty() {
-            self.send(vec![leave_cmd(&self.prefix, ns, rooms, "", false)]);
+            self.send(vec![leave_cmd(
+                &self.prefix,
+                ns,
+                rooms,
+                "",
+                false,
+                &self.node,
+            )]);
         }
     }
 

@@ -410,6 +410,9 @@ async fn reaping_a_dead_node_spares_members_recovered_elsewhere() {
         let reap = reap_member("rtcio", "/", "reap", sid(n).as_str(), "dead");
         let _: i64 = reap.query_async(&mut conn).await.expect("reaped");
     }
+    // A late leave from the dead node's side spares it too.
+    dead.leave("/", &[Room::from("reap")], sid(2), false);
+    flushed(&dead).await;
     let members = alive.members("/", "reap").get().await.expect("members");
     assert_eq!(
         members.iter().map(|(s, _)| *s).collect::<Vec<_>>(),

@@ -10,6 +10,7 @@ import { io } from "socket.io-client";
 import { MODES, until } from "../lib/harness.mjs";
 import { startCluster } from "../lib/cluster.mjs";
 import { startRedis } from "../lib/redis.mjs";
+import { now, sign } from "../server/tokens.mjs";
 import {
   assertError,
   barrier,
@@ -109,7 +110,13 @@ describe("cluster core: three nodes on one Redis", () => {
       ["user-connected", { id: C.id, name: "carol" }],
       ["#rtcio:init-offer", { source: C.id }],
     ]);
-    assert.deepEqual(seen(B).filter(([e]) => e !== "user-connected" || e[1]?.id !== A.id).slice(-3), [
+    // B's own backfill (A, on another node) is the room store's part: see the todo below.
+    const backfill = seen(B).slice(0, -3);
+    assert.ok(
+      backfill.length === 0 || JSON.stringify(backfill) === JSON.stringify([["user-connected", { id: A.id, name: "alice" }]]),
+      JSON.stringify(backfill),
+    );
+    assert.deepEqual(seen(B).slice(-3), [
       ["join-ok", { roomId: R }],
       ["user-connected", { id: C.id, name: "carol" }],
       ["#rtcio:init-offer", { source: C.id }],
@@ -193,6 +200,21 @@ describe("cluster core: three nodes on one Redis", () => {
     await converged(admins, R, [A.id]);
   });
 
+  it("chat fan-out (no history) reaches the room on every node, stamped by the sender's node", async () => {
+    const R = uniqueRoom("chat");
+    const [A, B, C] = await spread(R, ["alice", "bob", "carol"]);
+    const delivered = [B, C].map((X) => waitAny(X.socket, ["chat-message"]));
+    const ack = await ask(A.socket, "chat-message", { roomId: R, text: "hello nodes" });
+    assert.equal(ack.ok, true);
+    for (const got of delivered) {
+      const [, m] = await got;
+      assert.equal(m.roomId, R);
+      assert.equal(m.from, A.id);
+      assert.equal(m.name, "alice");
+      assert.equal(m.text, "hello nodes");
+    }
+  });
+
   it("admin list-rooms sees every node's members; kick reaches a socket on another node", async () => {
     const R = uniqueRoom("kick");
     const [A, B] = await spread(R, ["a", "b"]);
@@ -211,6 +233,70 @@ describe("cluster core: three nodes on one Redis", () => {
     const missing = await ask(admins[0], "kick", { socketId: B.id });
     assert.equal(missing.ok, false);
     assert.equal(missing.error.code, "not-found");
+  });
+});
+
+describe("cluster core: admin actions on every node (JWT identities)", () => {
+  const SECRET = "cluster-jwt-secret-0123456789abcdef";
+  const token = (sub) => sign("HS256", { sub, exp: now() + 600 }, SECRET);
+  let redis;
+  let cluster;
+  let admins;
+  const pool = clientPool();
+  before(async () => {
+    redis = await startRedis();
+    cluster = await startCluster(3, { redisUrl: redis.url, env: { ADMIN_TOKEN, JWT_SECRET: SECRET } });
+    admins = await Promise.all(cluster.urls.map(admin));
+  });
+  afterEach(() => pool.closeAll());
+  after(async () => {
+    for (const a of admins ?? []) a.disconnect();
+    await cluster?.stop();
+    await redis?.destroy();
+  });
+
+  it("kick { userId } reaches that user's sockets on every node", async () => {
+    const R = uniqueRoom("kick-user");
+    const ann = await Promise.all([0, 1, 2].map((i) => pool.connect(cluster.urls[i], MODE_OF[i], { auth: { token: token("ann") } })));
+    const ben = await pool.connect(cluster.urls[2], "websocket", { auth: { token: token("ben") } });
+    await join(ben, R, "ben");
+    await converged(admins, R, [ben.id]);
+    await join(ann[1], R, "ann");
+    await converged(admins, R, [ben.id, ann[1].id]);
+    const gone = ann.map((c) => new Promise((resolve) => c.socket.once("disconnect", resolve)));
+    const reply = await ask(admins[0], "kick", { userId: "ann", reason: "bye ann" });
+    assert.equal(reply.ok, true);
+    assert.deepEqual(reply.kicked, [ann[0].id], "this node's sockets are listed");
+    assert.deepEqual(await Promise.all(gone), ["io server disconnect", "io server disconnect", "io server disconnect"]);
+    for (const c of ann) assert.deepEqual(c.log.filter(([e]) => e === "error"), [["error", { code: "kicked", message: "bye ann" }]]);
+    await until(() => ben.log.some(([e, p]) => e === "user-disconnected" && p.id === ann[1].id), 5000, "ben hears ann leave");
+    assert.equal(ben.socket.connected, true, "other users stay");
+  });
+
+  it("close-room empties the room on every node: each member hears every other leave, then the notice", async () => {
+    const R = uniqueRoom("close");
+    const members = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await pool.connect(cluster.urls[i], MODE_OF[i], { auth: { token: token(`u${i}`) } });
+      await join(c, R, `m${i}`);
+      members.push(c);
+      await converged(admins, R, members.map((m) => m.id));
+    }
+    await barrier(...members);
+    const marks = members.map((m) => m.log.length);
+    const reply = await ask(admins[1], "close-room", { roomId: R, reason: "closing time" });
+    assert.deepEqual(reply, { ok: true, roomId: R, removed: members.map((m) => m.id) });
+    await until(() => members.every((m, i) => seen(m, marks[i]).length >= 3), 5000, "two departures and the notice each");
+    await barrier(...members);
+    for (const [i, m] of members.entries()) {
+      const got = seen(m, marks[i]);
+      const departures = got.slice(0, 2).map(([e, p]) => [e, p.id]).sort();
+      const others = members.filter((o) => o !== m).map((o) => ["user-disconnected", o.id]).sort();
+      assert.deepEqual(departures, others, `member ${i} hears the two others leave`);
+      assert.deepEqual(got.slice(2), [["error", { code: "kicked", message: "closing time", roomId: R }]]);
+      assert.equal(m.socket.connected, true, "still connected");
+    }
+    await converged(admins, R, []);
   });
 });
 
@@ -246,6 +332,9 @@ describe("cluster core: a node dies (SIGKILL)", () => {
     await barrier(A, B, C);
     // B's user-connected of C proves node 2 knows C; wait for A's replica likewise.
     await until(() => seen(A).filter(([e]) => e === "user-connected").length === 2, 5000, "A met B and C");
+    // The room hash a room store keeps (written here by hand: the core alone has none).
+    const roomKey = `rtcio:room:/:${R}`;
+    for (const X of [A, B, C]) redisCli(redis, "HSET", roomKey, X.id, "{}");
     const marks = [A, C].map((x) => x.log.length);
     const t0 = Date.now();
     await cluster.kill(1);
@@ -270,6 +359,8 @@ describe("cluster core: a node dies (SIGKILL)", () => {
       assert.equal(nodes.length, 2, "the dead node left rtcio:nodes");
       const keys = redisCli(redis, "KEYS", "rtcio:sockets:*").split("\n").filter(Boolean).sort();
       assert.deepEqual(keys, nodes.map((n) => `rtcio:sockets:${n}`).sort(), "only the survivors' socket lists");
+      const left = redisCli(redis, "HKEYS", roomKey).split("\n").filter(Boolean).sort();
+      assert.deepEqual(left, [A.id, C.id].sort(), "the dead node's member freed its place in the room hash");
     });
   });
 
@@ -337,7 +428,7 @@ describe("cluster core: Redis stops and comes back", () => {
   const pool = clientPool();
   before(async () => {
     redis = await startRedis();
-    cluster = await startCluster(2, { redisUrl: redis.url, env: { ADMIN_TOKEN } });
+    cluster = await startCluster(2, { redisUrl: redis.url, env: { ADMIN_TOKEN, RELAY_SCOPE: "any" } });
   });
   after(async () => {
     pool.closeAll();
@@ -360,12 +451,16 @@ describe("cluster core: Redis stops and comes back", () => {
     await relayArrives(A, C, "before", 5000);
     for (const u of cluster.urls) assert.equal(await ready(u), 200);
 
+    const departures = () =>
+      [A, B, C].flatMap((X) => X.log.filter(([e]) => e === "user-disconnected" || e === "#rtcio:peer-left"));
     await redis.stop();
     await eventually(async () => assert.equal(await ready(cluster.urls[0]), 503), 5000);
+    // Longer than a liveness key lives (5 s): nobody may be taken for dead for it.
+    await new Promise((r) => setTimeout(r, 6000));
     for (let i = 0; i < 20; i++) await relayArrives(A, B, `local ${i}`, 2000);
-    // Joins made while Redis is away reach the other nodes with the resync.
+    // A socket that connects while Redis is away reaches the other nodes'
+    // replicas with the resync (relay scope `any` on this cluster: no room needed).
     const D = await pool.connect(cluster.urls[0], "websocket");
-    await join(D, R, "d");
 
     await redis.start();
     const t0 = Date.now();
@@ -373,6 +468,10 @@ describe("cluster core: Redis stops and comes back", () => {
     assert.ok(Date.now() - t0 < 10500, "cross-node relay resumed within 10 s");
     await relayArrives(C, A, "back", 5000);
     await eventually(() => relayArrives(C, D, "to the one who joined during the outage", 500), 5000);
+    // Past the 5 s every node waits after a reconnect before judging the others.
+    await new Promise((r) => setTimeout(r, 6000));
+    assert.deepEqual(departures(), [], "a Redis outage is not a node death");
+    await relayArrives(A, C, "still connected", 5000);
     await eventually(async () => {
       for (const u of cluster.urls) assert.equal(await ready(u), 200);
     }, 5000);

@@ -256,6 +256,14 @@ impl ClusterAdapter {
         }
     }
 
+    pub(crate) fn run_request(&self, kind: &str, data: &str) {
+        if let Some(handle) = self.handle.get() {
+            if !handle.request(kind, data) {
+                tracing::debug!(kind, "a cluster request nobody handles was skipped");
+            }
+        }
+    }
+
     pub(crate) fn kick_local(&self, sid: Sid) {
         if let Some(handle) = self.handle.get() {
             handle.disconnect(sid);
@@ -441,6 +449,24 @@ impl Adapter for ClusterAdapter {
         true
     }
 
+    fn request_others(&self, kind: &str, data: &str) -> bool {
+        self.announce(Header::Request {
+            n: self.node.to_string(),
+            ns: self.ns.clone(),
+            kind: kind.to_owned(),
+            data: data.to_owned(),
+        });
+        true
+    }
+
+    fn send_to_node(&self, node: &str, sid: Sid, packet: &Encoded) -> bool {
+        if node == &*self.node {
+            return false;
+        }
+        self.publish_packet(node, vec![sid.as_str().to_owned()], packet);
+        true
+    }
+
     fn disconnect_remote(&self, sid: Sid) -> bool {
         let Some(node) = self.node_of(sid) else {
             return false;
@@ -543,6 +569,16 @@ mod tests {
         assert!(
             !a.send_to(local, &packet("42[]")),
             "local sockets are not sent through Redis"
+        );
+        let unknown = Sid::random();
+        assert!(
+            a.send_to_node("n3", unknown, &packet("42[\"z\"]")),
+            "ahead of the replica"
+        );
+        assert_eq!(published(&mut rx)[0].0, "rtcio:to:n3");
+        assert!(
+            !a.send_to_node("me", unknown, &packet("42[]")),
+            "not through Redis to itself"
         );
 
         let mut here = Vec::new();

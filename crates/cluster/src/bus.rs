@@ -177,6 +177,14 @@ pub enum Header {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         a: Vec<usize>,
     },
+    /// Node `n` asks every other node to run the `on_cluster_request`
+    /// handler `kind` of namespace `ns` with `data`.
+    Request {
+        n: String,
+        ns: String,
+        kind: String,
+        data: String,
+    },
     /// Node `n` asks the receiving node to disconnect its socket `s`.
     Kick { n: String, ns: String, s: String },
     /// Anything else (recovery takeover...), for a handler registered by

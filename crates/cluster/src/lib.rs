@@ -428,6 +428,11 @@ impl Shared {
                 let sids: Vec<_> = s.iter().filter_map(|s| s.parse().ok()).collect();
                 adapter.deliver(&sids, &packet);
             }
+            Header::Request { n, ns, kind, data } => {
+                if let Some(a) = self.membership_of(&n, &ns, me) {
+                    a.run_request(&kind, &data);
+                }
+            }
             Header::Kick { ns, s, .. } => {
                 if let (Some(adapter), Ok(sid)) = (self.adapter(&ns), s.parse()) {
                     adapter.kick_local(sid);

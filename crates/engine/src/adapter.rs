@@ -86,6 +86,24 @@ pub trait Adapter: Send + Sync + 'static {
         false
     }
 
+    /// Sends `packet` to `sid` on the node named `node` (a cluster's node id),
+    /// even if this adapter does not know that socket yet: for senders that
+    /// learnt where a socket lives from shared state that can be ahead of
+    /// the membership replica (a room store's join snapshot). False when
+    /// there is no such node (always, for a single process).
+    fn send_to_node(&self, node: &str, sid: Sid, packet: &Encoded) -> bool {
+        let _ = (node, sid, packet);
+        false
+    }
+
+    /// Asks every other node to run this namespace's `on_cluster_request`
+    /// handler for `kind` with `data`; false when there is no other node
+    /// (always, for a single process).
+    fn request_others(&self, kind: &str, data: &str) -> bool {
+        let _ = (kind, data);
+        false
+    }
+
     /// Asks the node of `sid`, a socket on another node, to disconnect it
     /// (as [`Socket::disconnect`](crate::Socket::disconnect) does); false when
     /// no other node has it.

@@ -67,6 +67,7 @@ pub(crate) type EventMiddleware = Arc<dyn Fn(&Socket, &Event) -> ControlFlow<()>
 pub(crate) type SocketHook = Arc<dyn Fn(&Socket) + Send + Sync>;
 pub(crate) type DisconnectHook = Arc<dyn Fn(&Socket, DisconnectReason) + Send + Sync>;
 pub(crate) type RemoteDepartureHook = Arc<dyn Fn(&Namespace, Sid, Vec<Room>) + Send + Sync>;
+pub(crate) type ClusterRequestHook = Arc<dyn Fn(&Namespace, &str) + Send + Sync>;
 
 #[derive(Default, Clone)]
 pub(crate) struct Handlers {
@@ -78,6 +79,7 @@ pub(crate) struct Handlers {
     pub(crate) disconnecting: Vec<DisconnectHook>,
     pub(crate) disconnect: Vec<DisconnectHook>,
     pub(crate) remote_departure: Vec<RemoteDepartureHook>,
+    pub(crate) cluster_requests: HashMap<String, ClusterRequestHook>,
 }
 
 /// Configures one namespace before the server starts.
@@ -197,6 +199,19 @@ impl NamespaceBuilder {
         F: Fn(&Namespace, Sid, Vec<Room>) + Send + Sync + 'static,
     {
         self.handlers.remote_departure.push(Arc::new(f));
+        self
+    }
+
+    /// Handles requests of `kind` that another node of a cluster sends with
+    /// [`Namespace::request_others`] (`data` as it sent it): an action on
+    /// this node's sockets (an administrator's kick by user id, say).
+    pub fn on_cluster_request<F>(&mut self, kind: &str, f: F) -> &mut Self
+    where
+        F: Fn(&Namespace, &str) + Send + Sync + 'static,
+    {
+        self.handlers
+            .cluster_requests
+            .insert(kind.to_owned(), Arc::new(f));
         self
     }
 
@@ -353,6 +368,24 @@ impl Namespace {
         self.send_to_absent(sid, packet) || self.0.adapter.send_to(sid, packet)
     }
 
+    /// Sends `packet` to `sid`, here if it is connected here, else to the
+    /// cluster node `node` (where shared state, such as a room store, says
+    /// it lives), whether or not the membership replica knows it yet.
+    pub fn send_to_node(&self, node: &str, sid: Sid, packet: &Encoded) -> bool {
+        if let Some(socket) = self.0.get(sid) {
+            if socket.send_encoded(packet).is_ok() {
+                return true;
+            }
+        }
+        self.0.adapter.send_to_node(node, sid, packet) || self.send_to(sid, packet)
+    }
+
+    /// Asks every other node of a cluster to run its `on_cluster_request`
+    /// handler for `kind` with `data`; false when there is no other node.
+    pub fn request_others(&self, kind: &str, data: &str) -> bool {
+        self.0.adapter.request_others(kind, data)
+    }
+
     /// Disconnects the socket `sid` wherever it is connected, here or on
     /// another node (the client sees `io server disconnect`); false when it
     /// is connected nowhere.
@@ -439,6 +472,19 @@ impl NamespaceHandle {
         }
     }
 
+    /// Runs the `on_cluster_request` handler for `kind` (a request from
+    /// another node); false when there is none.
+    pub fn request(&self, kind: &str, data: &str) -> bool {
+        let Some(ns) = self.0.upgrade() else {
+            return false;
+        };
+        let Some(hook) = ns.handlers.cluster_requests.get(kind).cloned() else {
+            return false;
+        };
+        let handle = Namespace(ns);
+        guard("cluster request handler", || hook(&handle, data)).is_some()
+    }
+
     /// Reports that `sid`, a socket of another node, is gone without a
     /// goodbye (its node died), from `rooms`: runs the namespace's
     /// `on_remote_departure` hooks.
@@ -470,5 +516,124 @@ pub(crate) fn guard<R>(what: &str, f: impl FnOnce() -> R) -> Option<R> {
             tracing::error!("{what} panicked; the event was dropped");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::adapter::BroadcastOptions;
+
+    /// The in-memory adapter, plus what a cluster adapter would be asked.
+    #[derive(Default)]
+    struct Recording {
+        local: LocalAdapter,
+        handle: Mutex<Option<NamespaceHandle>>,
+        sent: Mutex<Vec<(Sid, bytes::Bytes)>>,
+        kicked: Mutex<Vec<Sid>>,
+    }
+
+    impl Adapter for Recording {
+        fn add_socket(&self, sid: Sid) {
+            self.local.add_socket(sid)
+        }
+        fn remove_socket(&self, sid: Sid) -> Vec<Room> {
+            self.local.remove_socket(sid)
+        }
+        fn join(&self, sid: Sid, room: &str) -> bool {
+            self.local.join(sid, room)
+        }
+        fn leave(&self, sid: Sid, room: &str) -> bool {
+            self.local.leave(sid, room)
+        }
+        fn rooms_of(&self, sid: Sid) -> Vec<Room> {
+            self.local.rooms_of(sid)
+        }
+        fn is_member(&self, sid: Sid, room: &str) -> bool {
+            self.local.is_member(sid, room)
+        }
+        fn members(&self, room: &str) -> Vec<Sid> {
+            self.local.members(room)
+        }
+        fn room_len(&self, room: &str) -> usize {
+            self.local.room_len(room)
+        }
+        fn rooms(&self) -> Vec<(Room, usize)> {
+            self.local.rooms()
+        }
+        fn recipients(&self, opts: &BroadcastOptions) -> Vec<Sid> {
+            self.local.recipients(opts)
+        }
+        fn bind(&self, ns: NamespaceHandle) {
+            *self.handle.lock().unwrap() = Some(ns);
+        }
+        fn send_to(&self, sid: Sid, packet: &Encoded) -> bool {
+            self.sent.lock().unwrap().push((sid, packet.text.clone()));
+            true
+        }
+        fn disconnect_remote(&self, sid: Sid) -> bool {
+            self.kicked.lock().unwrap().push(sid);
+            true
+        }
+        fn send_to_node(&self, node: &str, sid: Sid, packet: &Encoded) -> bool {
+            node == "n2" && self.send_to(sid, packet)
+        }
+    }
+
+    #[test]
+    fn the_seams_reach_the_adapter_and_back() {
+        let adapter = Arc::new(Recording::default());
+        let departed = Arc::new(Mutex::new(Vec::new()));
+        let mut builder = crate::Server::builder();
+        let seen = departed.clone();
+        builder
+            .namespace("/")
+            .adapter(adapter.clone())
+            .on_remote_departure(move |ns, sid, rooms| {
+                seen.lock()
+                    .unwrap()
+                    .push((ns.name().to_owned(), sid, rooms));
+            });
+        let io = builder.build();
+        let ns = io.of("/").unwrap();
+
+        // Not here (nor away): the adapter gets it.
+        let remote = Sid::random();
+        let packet = Encoded::from_text(bytes::Bytes::from_static(b"42[\"x\"]"));
+        assert!(ns.send_to(remote, &packet));
+        assert_eq!(
+            adapter.sent.lock().unwrap().as_slice(),
+            &[(remote, packet.text.clone())]
+        );
+        assert!(ns.send_to_node("n2", remote, &packet));
+        assert_eq!(adapter.sent.lock().unwrap().len(), 2);
+        assert!(ns.disconnect_socket(remote));
+        assert_eq!(adapter.kicked.lock().unwrap().as_slice(), &[remote]);
+
+        // The handle given at build time reports departures to the hooks.
+        let handle = adapter.handle.lock().unwrap().clone().expect("bound");
+        assert_eq!(handle.namespace().unwrap().name(), "/");
+        handle.remote_departure(remote, vec![Room::from("r")]);
+        assert_eq!(
+            departed.lock().unwrap().as_slice(),
+            &[("/".to_owned(), remote, vec![Room::from("r")])]
+        );
+        assert_eq!(
+            handle.deliver(&[remote], &packet),
+            0,
+            "no such local socket"
+        );
+        assert!(!handle.disconnect(remote));
+    }
+
+    #[test]
+    fn a_single_process_has_nowhere_else_to_send() {
+        let io = crate::Server::builder().build();
+        let ns = io.of("/").unwrap();
+        let packet = Encoded::from_text(bytes::Bytes::from_static(b"42[]"));
+        assert!(!ns.send_to(Sid::random(), &packet));
+        assert!(!ns.disconnect_socket(Sid::random()));
     }
 }

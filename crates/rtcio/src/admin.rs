@@ -306,11 +306,22 @@ impl Admin {
                 }
                 socket.into_iter().collect()
             }
-            (None, Some(Value::String(user))) => ns
-                .sockets()
-                .into_iter()
-                .filter(|s| Identity::user_id(s).is_some_and(|u| *u == **user))
-                .collect(),
+            (None, Some(Value::String(user))) => {
+                let kicked = kick_user_here(ns, user, &reason);
+                for sid in &kicked {
+                    tracing::info!(admin = %principal_label(admin_socket), socket = %sid, "kicked");
+                }
+                // In a cluster the other nodes kick theirs (not listed here).
+                let data = json!({ "userId": user, "reason": reason }).to_string();
+                let asked = ns.request_others(KICK_USER, &data);
+                if kicked.is_empty() && !asked {
+                    return Err(ClientError::new(
+                        ErrorCode::NotFound,
+                        "no connected socket matches",
+                    ));
+                }
+                return Ok(json!({ "kicked": kicked }));
+            }
             _ => {
                 return Err(bad_request(
                     "kick needs exactly one of `socketId` or `userId`, as a string",
@@ -350,37 +361,100 @@ impl Admin {
         };
         let reason = reason(&request, DEFAULT_CLOSE_REASON)?;
         let ns = &self.managed()?.ns;
+        // A connected socket's own-id room (on any node) is not a room.
         let own_id_room = room
             .parse::<Sid>()
-            .is_ok_and(|sid| ns.get_socket(sid).is_some());
-        let members: Vec<Socket> = if own_id_room {
+            .is_ok_and(|sid| !ns.adapter().rooms_of(sid).is_empty());
+        let members: Vec<Sid> = if own_id_room {
             Vec::new()
         } else {
             ns.room_members(room)
-                .into_iter()
-                .filter_map(|sid| ns.get_socket(sid))
-                .collect()
         };
         if members.is_empty() {
             return Err(ClientError::new(ErrorCode::NotFound, "no such room").in_room(room));
         }
-        for member in &members {
-            let _ = member
-                .to(room)
-                .emit(app::USER_DISCONNECTED, &json!({ "id": member.id() }));
+        self.close_here(ns, room, &reason, &members);
+        if members.iter().any(|&sid| ns.get_socket(sid).is_none()) {
+            // Members on other nodes of a cluster: their nodes do the same.
+            let data = json!({ "roomId": room, "reason": reason, "members": members }).to_string();
+            ns.request_others(CLOSE_ROOM, &data);
         }
-        let notice = ClientError::new(ErrorCode::Kicked, reason).in_room(room);
-        for member in &members {
+        tracing::info!(admin = %principal_label(admin_socket), members = members.len(), "room closed");
+        Ok(json!({ "roomId": room, "removed": members }))
+    }
+
+    /// `close-room` on this node: each member here hears every other member
+    /// of `members` (the whole room, every node) leave, then gets the notice
+    /// and is out of the room.
+    fn close_here(&self, ns: &Namespace, room: &str, reason: &str, members: &[Sid]) {
+        let here: Vec<Socket> = members
+            .iter()
+            .filter_map(|&sid| ns.get_socket(sid))
+            .collect();
+        for member in &here {
+            for &other in members.iter().filter(|&&other| other != member.id()) {
+                let _ = member.emit(app::USER_DISCONNECTED, &json!({ "id": other }));
+            }
+        }
+        let notice = ClientError::new(ErrorCode::Kicked, reason.to_owned()).in_room(room);
+        for member in &here {
             notice.send(member);
             match &self.rooms {
                 Some(rooms) => rooms.evict(member, room),
                 None => member.leave(room),
             };
         }
-        let removed: Vec<Sid> = members.iter().map(Socket::id).collect();
-        tracing::info!(admin = %principal_label(admin_socket), members = removed.len(), "room closed");
-        Ok(json!({ "roomId": room, "removed": removed }))
     }
+
+    /// Handles the requests other nodes of a cluster send for `kick { userId }`
+    /// and `close-room` (registered on the managed signaling namespace).
+    pub fn attach_cluster_requests(self: &Arc<Self>, signaling: &mut NamespaceBuilder) {
+        let close = self.clone();
+        signaling
+            .on_cluster_request(KICK_USER, |ns, data| {
+                let Ok(request) = serde_json::from_str::<Value>(data) else {
+                    return;
+                };
+                if let (Some(user), Some(reason)) =
+                    (request["userId"].as_str(), request["reason"].as_str())
+                {
+                    for sid in kick_user_here(ns, user, reason) {
+                        tracing::info!(socket = %sid, "kicked (asked by another node)");
+                    }
+                }
+            })
+            .on_cluster_request(CLOSE_ROOM, move |ns, data| {
+                #[derive(serde::Deserialize)]
+                struct Request {
+                    #[serde(rename = "roomId")]
+                    room: String,
+                    reason: String,
+                    members: Vec<Sid>,
+                }
+                if let Ok(r) = serde_json::from_str::<Request>(data) {
+                    close.close_here(ns, &r.room, &r.reason, &r.members);
+                }
+            });
+    }
+}
+
+/// Cluster request kinds of the admin actions.
+const KICK_USER: &str = "admin:kick-user";
+const CLOSE_ROOM: &str = "admin:close-room";
+
+/// Kicks this node's sockets of `user`: the notice, then the disconnect.
+fn kick_user_here(ns: &Namespace, user: &str, reason: &str) -> Vec<Sid> {
+    let notice = ClientError::new(ErrorCode::Kicked, reason.to_owned());
+    ns.sockets()
+        .into_iter()
+        .filter(|s| Identity::user_id(s).is_some_and(|u| &*u == user))
+        .map(|target| {
+            // Queued before the disconnect packet, so the client reads why first.
+            notice.send(&target);
+            target.disconnect();
+            target.id()
+        })
+        .collect()
 }
 
 /// Why a client may not open the admin namespace.

@@ -506,6 +506,9 @@ fn fan_out(message: &ChatMessage, sender: &Socket, cut: bool) {
             continue;
         }
         let Some(member) = ns.get_socket(sid) else {
+            // A member on another node of a cluster (its join-history mark is
+            // on that node: the message goes as it is).
+            ns.adapter().send_to(sid, &packet);
             continue;
         };
         if cut {

@@ -101,6 +101,7 @@ pub fn install(
     }
     let admin = Arc::new(admin);
     admin.attach(builder.namespace(NAMESPACE));
+    admin.attach_cluster_requests(builder.signaling(signaling));
     tracing::info!(
         namespace = NAMESPACE,
         "admin namespace on; admin page at /admin/"

@@ -6,12 +6,42 @@
 // #rtcio:init-offer exactly once per pair when joins race on different nodes.
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
-import { until } from "../lib/harness.mjs";
+import { io } from "socket.io-client";
+import { MODES, until } from "../lib/harness.mjs";
 import { startRedis } from "../lib/redis.mjs";
 import { assertError, barrier, checkRoom, clientPool, eventually, join, seen, startSignaling, tryJoin, uniqueRoom, waitAny } from "../server/server.mjs";
 
 const MODE_CYCLE = ["websocket", "polling", "upgrade"];
 const NODES = 3;
+const ADMIN_TOKEN = "admin-token-for-the-state-suite-0123";
+
+/** An admin socket on `url` (list-rooms shows the rooms as that node's replica has them). */
+async function admin(url) {
+  const socket = io(`${url}/admin`, { ...MODES.websocket, forceNew: true, reconnection: false, auth: { token: ADMIN_TOKEN } });
+  await new Promise((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("connect_error", reject);
+  });
+  return socket;
+}
+
+/** Resolves once every node's replica has each of `clients` in its own room `${prefix}-${i}`. */
+async function replicasKnow(urls, clients, prefix) {
+  const admins = await Promise.all(urls.map(admin));
+  try {
+    await eventually(async () => {
+      for (const a of admins) {
+        const { rooms } = await a.timeout(5000).emitWithAck("list-rooms");
+        for (const [i, c] of clients.entries()) {
+          const room = rooms.find((r) => r.roomId === `${prefix}-${i}`);
+          assert.deepEqual(room?.members.map((m) => m.id), [c.id], `a node does not know ${prefix}-${i} yet`);
+        }
+      }
+    }, 10_000);
+  } finally {
+    for (const a of admins) a.disconnect();
+  }
+}
 
 /** Starts `n` nodes on `redisUrl` (each a plain rtcio-server with REDIS_URL). */
 async function startNodes(n, redisUrl, env = {}) {
@@ -36,7 +66,7 @@ describe("cluster: shared room state", () => {
 
   before(async () => {
     redis = await startRedis();
-    nodes = await startNodes(NODES, redis.url);
+    nodes = await startNodes(NODES, redis.url, { ADMIN_TOKEN });
   });
   after(async () => {
     await Promise.all(nodes.map((h) => h.stop("SIGKILL")));
@@ -145,6 +175,11 @@ describe("cluster: shared room state", () => {
     for (let round = 0; round < 3; round++) {
       const R = uniqueRoom("glare");
       const clients = await Promise.all([0, 1, 2, 3, 4].map((i) => pool.connect(url(i), "websocket")));
+      // The race is about the room store: every node first knows every
+      // socket (the cluster's membership replica), so no announcement waits
+      // on replication.
+      for (const [i, c] of clients.entries()) await join(c, `${R}-warm-${i}`, `p${i}`);
+      await replicasKnow(nodes.map((n) => n.url), clients, `${R}-warm`);
       const replies = clients.map((c) => waitAny(c.socket, ["join-ok"], (p) => p?.roomId === R, 10_000));
       for (const [i, c] of clients.entries()) c.socket.emit("join-room", { roomId: R, name: `p${i}` });
       await Promise.all(replies);

@@ -19,6 +19,7 @@ pub mod bus;
 pub mod liveness;
 pub mod node;
 pub mod recovery;
+pub mod room_store;
 pub mod sessions;
 
 use std::collections::{HashMap, HashSet};
@@ -35,6 +36,7 @@ use tokio::time::Instant;
 pub use adapter::ClusterAdapter;
 pub use bus::{Bus, Header, Op};
 pub use node::{Keys, NodeId};
+pub use room_store::RedisRoomStore;
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 type ReconnectHook = Arc<dyn Fn() -> BoxFuture + Send + Sync>;

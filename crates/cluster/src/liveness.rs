@@ -162,10 +162,9 @@ async fn reap(s: &Arc<Shared>, node: &str) -> redis::RedisResult<()> {
             continue;
         };
         for room in rooms_of(value) {
-            pipe.cmd("HDEL")
-                .arg(s.keys.room(ns, &room))
-                .arg(sid)
-                .ignore();
+            // Spares a socket recovered on another node meanwhile.
+            let reap = crate::room_store::reap_member(&s.keys.prefix, ns, &room, sid, node);
+            pipe.add_command(reap).ignore();
         }
     }
     pipe.cmd("DEL").arg(&sockets_key).ignore();

@@ -37,6 +37,7 @@ pub mod policy;
 pub mod presence;
 pub mod ratelimit;
 pub mod relay;
+pub mod room_store;
 pub mod rooms;
 
 pub use admin::Admin;
@@ -46,7 +47,8 @@ pub use history::{ChatStore, SqlStore};
 pub use ice::{Ice, IceConfig, IceServers, TurnSecrets, TurnTransports};
 pub use identity::{AuthError, Authenticator, Identity};
 pub use relay::{add_default_listeners, RelayScope};
-pub use rooms::{Peer, RoomRules, Rooms};
+pub use room_store::{MemoryRoomStore, PeerInfo, RoomStore};
+pub use rooms::{Peer, RoomRules, Rooms, RoomsBuilder};
 
 use axum::serve::ListenerExt;
 use rtcio_engine::{Config, NamespaceBuilder, Server, ServerBuilder};

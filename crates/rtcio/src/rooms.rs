@@ -4,23 +4,28 @@
 //! `leave-room`, presence on disconnect, `check-room` and room passwords,
 //! and the per-socket `media-state` cache with `stopScreenShare`.
 //!
-//! Joins are serialised by one lock held across "check the password,
-//! snapshot the members, join": two sockets joining at once each see the
-//! other exactly once, which Node gets for free from its single thread.
+//! Membership with peer info, caps and passwords live in a [`RoomStore`]:
+//! in memory for one process ([`MemoryRoomStore`]), shared (Redis) for a
+//! cluster. The store's join is atomic: "check the cap and the password,
+//! snapshot the members, add" is one step, so two sockets joining at once
+//! each see the other exactly once, and exactly one of them is asked to
+//! offer — wherever they are connected. In one process the join also holds
+//! a lock until the socket is in the engine's room, as Node's single thread
+//! would.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 use rtcio_engine::{DisconnectReason, Event, NamespaceBuilder, Room, Socket};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use subtle::ConstantTimeEq;
 
 use crate::errors::{send_join_error, ClientError, ErrorCode};
 use crate::events::{app, INIT_OFFER};
 use crate::identity::Identity;
 use crate::policy::{JoinRequest, RoomPolicy};
 use crate::presence::Presence;
+use crate::room_store::{MemoryRoomStore, PeerInfo, Reply, RoomStore, Snapshot};
 
 /// Longest room id, in characters.
 pub const MAX_ROOM_ID: usize = 128;
@@ -96,10 +101,15 @@ impl RoomRules {
 }
 
 /// The rooms building block: state shared by a namespace's handlers.
-#[derive(Default)]
 pub struct Rooms {
-    /// Passwords of the rooms that have one; dropped when the room empties.
-    passwords: Mutex<HashMap<Room, String>>,
+    /// Membership, peer info and passwords.
+    store: Arc<dyn RoomStore>,
+    /// Whether the store answers at once (then the handlers stay synchronous).
+    local: bool,
+    /// Held, with a local store, from the store's join until the socket is
+    /// in the engine's room (and around leaves), so the store and the
+    /// engine's rooms never disagree for another join to see.
+    join_lock: Mutex<()>,
     /// Called after each new join, in registration order.
     joined: RwLock<Vec<JoinHook>>,
     rules: RoomRules,
@@ -107,36 +117,100 @@ pub struct Rooms {
     presence: Arc<Presence>,
 }
 
-/// The rooms a socket was in when it started leaving (kept for the cleanup after it left).
-#[derive(Clone)]
-struct LeftRooms(Arc<[Room]>);
+/// Builds [`Rooms`]: rules, presence grace and where room state lives.
+pub struct RoomsBuilder {
+    rules: RoomRules,
+    grace: Duration,
+    store: Option<Arc<dyn RoomStore>>,
+}
+
+impl RoomsBuilder {
+    /// Caps and access policy (default: [`RoomRules::default`]).
+    pub fn rules(mut self, rules: RoomRules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// How long `user-disconnected` waits for a lost socket to recover.
+    pub fn presence_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Where membership, peer info and passwords live (default: this process's memory).
+    pub fn store(mut self, store: Arc<dyn RoomStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    pub fn build(self) -> Arc<Rooms> {
+        let store: Arc<dyn RoomStore> = match self.store {
+            Some(store) => store,
+            None => MemoryRoomStore::new(),
+        };
+        Arc::new(Rooms {
+            local: store.is_local(),
+            store,
+            join_lock: Mutex::new(()),
+            joined: RwLock::new(Vec::new()),
+            rules: self.rules,
+            presence: Arc::new(Presence::new(self.grace)),
+        })
+    }
+}
 
 impl Rooms {
     /// Rooms with the default [`RoomRules`]: at most 8 peers a room, 16 rooms a socket, open.
     pub fn new() -> Arc<Self> {
-        Arc::new(Rooms::default())
+        Rooms::builder().build()
+    }
+
+    /// A builder: rules, presence grace, store.
+    pub fn builder() -> RoomsBuilder {
+        RoomsBuilder {
+            rules: RoomRules::default(),
+            grace: crate::presence::DEFAULT_GRACE,
+            store: None,
+        }
     }
 
     /// Rooms with these caps and access policy.
     pub fn with_rules(rules: RoomRules) -> Arc<Self> {
-        Rooms::configured(rules, crate::presence::DEFAULT_GRACE)
+        Rooms::builder().rules(rules).build()
     }
 
     /// Rooms whose `user-disconnected` for a socket whose connection was lost
     /// waits `grace` for it to come back (connection-state recovery on; the
     /// default is [`crate::presence::DEFAULT_GRACE`]). Without recovery, or
     /// for a goodbye, departures are announced at once whatever the grace.
-    pub fn with_presence_grace(grace: std::time::Duration) -> Arc<Self> {
-        Rooms::configured(RoomRules::default(), grace)
+    pub fn with_presence_grace(grace: Duration) -> Arc<Self> {
+        Rooms::builder().presence_grace(grace).build()
     }
 
-    /// Rooms with caps, access policy and presence grace.
-    pub fn configured(rules: RoomRules, grace: std::time::Duration) -> Arc<Self> {
-        Arc::new(Rooms {
-            rules,
-            presence: Arc::new(Presence::new(grace)),
-            ..Rooms::default()
-        })
+    /// Rooms with caps, access policy and presence grace, in memory.
+    pub fn configured(rules: RoomRules, grace: Duration) -> Arc<Self> {
+        Rooms::builder().rules(rules).presence_grace(grace).build()
+    }
+
+    /// Where this building block keeps room state.
+    pub fn store(&self) -> &Arc<dyn RoomStore> {
+        &self.store
+    }
+
+    /// Writes the rooms and peer info of every socket of `ns` connected to
+    /// this process into the store again: for a shared store that lost them
+    /// (Redis restarted empty, or writes dropped while it was unreachable).
+    /// Join order among them is the order written; passwords are not restored.
+    pub fn resync(&self, ns: &rtcio_engine::Namespace) {
+        for socket in ns.sockets() {
+            let rooms = own_rooms(&socket);
+            if rooms.is_empty() {
+                continue;
+            }
+            let peer = socket.get::<Peer>().unwrap_or_default();
+            self.store
+                .restore(ns.name(), &rooms, socket.id(), &peer_info(&socket, &peer));
+        }
     }
 
     /// Adds a hook that runs after every new join (not after a re-join, which
@@ -151,8 +225,8 @@ impl Rooms {
             .push(Arc::new(f));
     }
 
-    fn passwords(&self) -> MutexGuard<'_, HashMap<Room, String>> {
-        self.passwords.lock().unwrap_or_else(|e| e.into_inner())
+    fn join_lock(&self) -> MutexGuard<'_, ()> {
+        self.join_lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Attaches every rooms & presence handler to a namespace.
@@ -160,10 +234,11 @@ impl Rooms {
         // A socket recovered on another node of a cluster keeps its name and media state.
         ns.portable_data::<Peer, _, _>("peer", Peer::to_json, Peer::from_json);
         let (join, check, leave, gone) = (self.clone(), self.clone(), self.clone(), self.clone());
-        let (departing, back) = (self.clone(), self.presence.clone());
-        if self.rules.policy.is_some() {
-            // The policy may wait on a service: the socket's later events wait
-            // behind it, so its joins and leaves keep their order.
+        let (departing, back, media) = (self.clone(), self.clone(), self.clone());
+        if self.rules.policy.is_some() || !self.local {
+            // The policy or the shared store may wait on a service: the
+            // socket's later events wait behind it, so its joins and leaves
+            // keep their order.
             ns.on_async(app::JOIN_ROOM, move |socket, event| {
                 let join = join.clone();
                 async move { join.join_room_checked(&socket, &event).await }
@@ -173,33 +248,69 @@ impl Rooms {
                 join.join_room(socket, &event)
             });
         }
-        ns.on(app::CHECK_ROOM, move |socket, event| {
-            check.check_room(socket, &event)
-        })
-        .on(app::LEAVE_ROOM, move |socket, event| {
+        if self.local {
+            ns.on(app::CHECK_ROOM, move |socket, event| {
+                check.check_room(socket, &event)
+            });
+        } else {
+            ns.on_async(app::CHECK_ROOM, move |socket, event| {
+                let check = check.clone();
+                async move { check.check_room_async(&socket, &event).await }
+            });
+        }
+        ns.on(app::LEAVE_ROOM, move |socket, event| {
             leave.leave_room(socket, &event)
         })
-        .on(app::MEDIA_STATE, media_state)
+        .on(app::MEDIA_STATE, move |socket, event| {
+            if let Some(peer) = media_state_of(socket, event) {
+                media.store.update_peer(
+                    socket.ns().name(),
+                    &own_rooms(socket),
+                    socket.id(),
+                    &peer_info(socket, &peer),
+                );
+            }
+        })
         .on(app::STOP_SCREEN_SHARE, stop_screen_share)
         .on_disconnecting(move |socket, reason| departing.announce_departure(socket, reason))
-        .on_disconnect(move |socket, _| gone.forget_empty_rooms(socket))
+        .on_disconnect(move |socket, _| gone.forget_left(socket))
         .on_connect(move |socket| {
             if socket.recovered() {
-                back.recovered(socket);
+                back.presence.recovered(socket);
+                let peer = socket.get::<Peer>().unwrap_or_default();
+                back.store.restore(
+                    socket.ns().name(),
+                    &own_rooms(socket),
+                    socket.id(),
+                    &peer_info(socket, &peer),
+                );
             }
         });
     }
 
     /// `join-room { roomId, name?, password? }`, without the access policy
-    /// (see [`Rooms::join_room_checked`]); caps still apply.
-    pub fn join_room(&self, socket: &Socket, event: &Event) {
+    /// (see [`Rooms::join_room_checked`]); caps still apply. With a shared
+    /// store the join completes on a task of its own.
+    pub fn join_room(self: &Arc<Self>, socket: &Socket, event: &Event) {
         let Some(request) = object(event) else {
             return send_join_error(socket, ErrorCode::InvalidRoom, None);
         };
         let Some((room, name, password)) = parse_join(socket, &request) else {
             return;
         };
-        self.admit(socket, room, name, password);
+        if self.local {
+            return self.admit(socket, room, name, password);
+        }
+        let (this, socket) = (self.clone(), socket.clone());
+        let (room, name, password) = (
+            room.to_owned(),
+            name.to_owned(),
+            password.map(str::to_owned),
+        );
+        tokio::spawn(async move {
+            this.admit_shared(&socket, &room, &name, password.as_deref())
+                .await
+        });
     }
 
     /// `join-room`, asking the access policy first (outside the rooms lock,
@@ -222,80 +333,176 @@ impl Rooms {
                 return refuse(socket, code, message, room);
             }
         }
-        self.admit(socket, room, name, password);
+        if self.local {
+            self.admit(socket, room, name, password);
+        } else {
+            self.admit_shared(socket, room, name, password).await;
+        }
     }
 
-    /// The locked part of a join: caps, password, snapshot, join, announcements.
-    fn admit(&self, socket: &Socket, room: &str, name: &str, password: Option<&str>) {
+    /// What is decided before the store: a re-join answers `join-ok`, the
+    /// per-socket room limit (local to the socket). The name to join with
+    /// when the join goes on.
+    fn before_store(&self, socket: &Socket, room: &str, name: &str) -> Option<Arc<str>> {
+        if socket.in_room(room) {
+            join_ok(socket, room);
+            return None;
+        }
+        let max = self.rules.max_rooms_per_socket;
+        // The socket's own-id room is not one of its rooms.
+        if max > 0 && socket.rooms().len().saturating_sub(1) >= max {
+            refuse(
+                socket,
+                ErrorCode::TooManyRooms,
+                "you are in as many rooms as you may be; leave one first",
+                room,
+            );
+            return None;
+        }
         // The credential's display name stands in when the join gives none.
-        let from_identity = if name.is_empty() {
-            Identity::of(socket).and_then(|i| i.name)
-        } else {
-            None
+        if name.is_empty() {
+            if let Some(name) = Identity::of(socket).and_then(|i| i.name) {
+                return Some(name);
+            }
+        }
+        Some(Arc::from(name))
+    }
+
+    /// A join with a store that answers at once, under the join lock.
+    fn admit(&self, socket: &Socket, room: &str, name: &str, password: Option<&str>) {
+        let Some(name) = self.before_store(socket, room, name) else {
+            return;
         };
-        let name = from_identity.as_deref().unwrap_or(name);
-        let ns = socket.ns();
         let existing = {
-            let mut passwords = self.passwords();
-            if socket.in_room(room) {
-                drop(passwords);
-                return join_ok(socket, room);
+            let _lock = self.join_lock();
+            let peer = Peer {
+                name: name.clone(),
+                media: socket.get::<Peer>().and_then(|p| p.media),
+            };
+            let cap = self.rules.max_peers;
+            let reply = self.store.join(
+                socket.ns().name(),
+                room,
+                socket.id(),
+                &peer_info(socket, &peer),
+                cap,
+                password,
+            );
+            let result = match reply {
+                Reply::Ready(result) => result,
+                // A store that says it is local answers at once.
+                Reply::Pending(_) => Err(ErrorCode::Unavailable),
+            };
+            match self.enter(socket, room, &peer, result) {
+                Some(existing) => existing,
+                None => return,
             }
-            // Checked under the join lock, against the adapter's room size:
-            // two joins racing for the last place cannot both get it.
-            let max = self.rules.max_peers;
-            if max > 0 && ns.room_len(room) >= max {
-                drop(passwords);
-                return refuse(socket, ErrorCode::RoomFull, "the room is full", room);
+        };
+        self.announce(socket, room, &name, existing);
+    }
+
+    /// A join with a shared store: the store's atomic join decides, then the
+    /// socket enters the engine's room.
+    async fn admit_shared(&self, socket: &Socket, room: &str, name: &str, password: Option<&str>) {
+        let Some(name) = self.before_store(socket, room, name) else {
+            return;
+        };
+        let peer = Peer {
+            name: name.clone(),
+            media: socket.get::<Peer>().and_then(|p| p.media),
+        };
+        let ns = socket.ns();
+        let result = self
+            .store
+            .join(
+                ns.name(),
+                room,
+                socket.id(),
+                &peer_info(socket, &peer),
+                self.rules.max_peers,
+                password,
+            )
+            .get()
+            .await;
+        if !socket.connected() {
+            // Gone while the store answered: it must not keep a place.
+            if result.is_ok() {
+                self.store
+                    .leave(ns.name(), &[Room::from(room)], socket.id(), false);
             }
-            let max = self.rules.max_rooms_per_socket;
-            // The socket's own-id room is not one of its rooms.
-            if max > 0 && socket.rooms().len().saturating_sub(1) >= max {
-                drop(passwords);
-                return refuse(
+            return;
+        }
+        if let Some(existing) = self.enter(socket, room, &peer, result) {
+            self.announce(socket, room, &name, existing);
+        }
+    }
+
+    /// After the store's answer: a refusal is sent, else the socket enters
+    /// the engine's room with its name in place. The snapshot when it did.
+    fn enter(
+        &self,
+        socket: &Socket,
+        room: &str,
+        peer: &Peer,
+        result: Result<Snapshot, ErrorCode>,
+    ) -> Option<Snapshot> {
+        let existing = match result {
+            Ok(existing) => existing,
+            Err(ErrorCode::RoomFull) => {
+                refuse(socket, ErrorCode::RoomFull, "the room is full", room);
+                return None;
+            }
+            Err(ErrorCode::Unavailable) => {
+                refuse(
                     socket,
-                    ErrorCode::TooManyRooms,
-                    "you are in as many rooms as you may be; leave one first",
+                    ErrorCode::Unavailable,
+                    "the room service is unavailable; retry later",
                     room,
                 );
+                return None;
             }
-            if ns.room_len(room) == 0 {
-                passwords.remove(room);
-                if let Some(p) = password {
-                    passwords.insert(Room::from(room), p.to_owned());
-                }
-            } else if let Some(stored) = passwords.get(room) {
-                let refusal = match password {
-                    None => Some(ErrorCode::PasswordRequired),
-                    Some(p) if !bool::from(p.as_bytes().ct_eq(stored.as_bytes())) => {
-                        Some(ErrorCode::WrongPassword)
-                    }
-                    Some(_) => None,
-                };
-                if let Some(reason) = refusal {
-                    drop(passwords);
-                    return send_join_error(socket, reason, Some(room));
-                }
+            Err(code) => {
+                send_join_error(socket, code, Some(room));
+                return None;
             }
-            let existing = ns.room_members(room);
-            // The name is in place before anyone can see this socket in the room.
-            update_peer(socket, |peer| peer.name = Arc::from(name));
-            if !socket.join(room) {
-                // The name is another socket's own-id room.
-                drop(passwords);
-                return send_join_error(socket, ErrorCode::InvalidRoom, Some(room));
-            }
-            existing
         };
+        // The name is in place before anyone can see this socket in the room.
+        let renamed = socket.get::<Peer>().is_some_and(|p| p.name != peer.name);
+        update_peer(socket, |p| p.name = peer.name.clone());
+        if !socket.join(room) {
+            // The name is another socket's own-id room.
+            self.store
+                .leave(socket.ns().name(), &[Room::from(room)], socket.id(), false);
+            send_join_error(socket, ErrorCode::InvalidRoom, Some(room));
+            return None;
+        }
+        if renamed {
+            // The name is per socket: its other rooms see the new one too.
+            let others: Vec<Room> = own_rooms(socket)
+                .into_iter()
+                .filter(|r| &**r != room)
+                .collect();
+            if !others.is_empty() {
+                let peer = socket.get::<Peer>().unwrap_or_default();
+                self.store.update_peer(
+                    socket.ns().name(),
+                    &others,
+                    socket.id(),
+                    &peer_info(socket, &peer),
+                );
+            }
+        }
+        Some(existing)
+    }
 
-        for &sid in &existing {
-            let Some(peer_socket) = ns.get_socket(sid) else {
-                continue;
-            };
-            let peer = peer_socket.get::<Peer>().unwrap_or_default();
+    /// The newcomer meets the snapshot (backfill); the snapshot's members
+    /// meet the newcomer and are asked to offer; `join-ok`; the join hooks.
+    fn announce(&self, socket: &Socket, room: &str, name: &str, existing: Snapshot) {
+        let ns = socket.ns();
+        for (sid, peer) in &existing {
             let _ = socket.emit(
                 app::USER_CONNECTED,
-                &presence(sid, &peer.name, Identity::user_id(&peer_socket)),
+                &presence(*sid, &peer.name, peer.user_id.clone()),
             );
             if let Some((mic, cam)) = peer.media {
                 let _ = socket.emit(
@@ -308,10 +515,10 @@ impl Rooms {
         // is now: a socket that joined a moment later is already in the room but
         // learns of this one from its own snapshot, and must not be asked to
         // offer as well (both sides offering is glare).
-        if let Some((first, rest)) = existing.split_first() {
+        if let Some(((first, _), rest)) = existing.split_first() {
             let peers = || {
                 rest.iter()
-                    .fold(ns.to(first.as_str()), |op, sid| op.to(sid.as_str()))
+                    .fold(ns.to(first.as_str()), |op, (sid, _)| op.to(sid.as_str()))
             };
             let _ = peers().emit(
                 app::USER_CONNECTED,
@@ -330,36 +537,58 @@ impl Rooms {
         }
     }
 
-    /// `check-room { roomId, password? }`: may this client join, and does it need a password?
-    pub fn check_room(&self, socket: &Socket, event: &Event) {
-        let Some(request) = object(event) else {
-            return send_join_error(socket, ErrorCode::InvalidRoom, None);
-        };
-        let room = match room_id(&request) {
+    /// The checked `(roomId, password)` of a `check-room`; refusals are sent here.
+    fn parse_check<'a>(
+        socket: &Socket,
+        request: &'a Map<String, Value>,
+    ) -> Option<(&'a str, Option<&'a str>)> {
+        let room = match room_id(request) {
             Ok(room) => room,
-            Err(given) => return send_join_error(socket, ErrorCode::InvalidRoom, given.as_deref()),
+            Err(given) => {
+                send_join_error(socket, ErrorCode::InvalidRoom, given.as_deref());
+                return None;
+            }
         };
         if is_socket_id(socket, room) {
-            return send_join_error(socket, ErrorCode::InvalidRoom, Some(room));
+            send_join_error(socket, ErrorCode::InvalidRoom, Some(room));
+            return None;
         }
         let given = request
             .get("password")
             .and_then(Value::as_str)
             .filter(|p| !p.is_empty());
-        let stored = if socket.ns().room_len(room) > 0 {
-            self.passwords().get(room).cloned()
-        } else {
-            None
+        Some((room, given))
+    }
+
+    /// `check-room { roomId, password? }`: may this client join, and does it need a password?
+    pub fn check_room(&self, socket: &Socket, event: &Event) {
+        let Some(request) = object(event) else {
+            return send_join_error(socket, ErrorCode::InvalidRoom, None);
         };
-        if let (Some(given), Some(stored)) = (given, &stored) {
-            if !bool::from(given.as_bytes().ct_eq(stored.as_bytes())) {
-                return send_join_error(socket, ErrorCode::WrongPassword, Some(room));
-            }
-        }
-        let _ = socket.emit(
-            app::ROOM_CHECK_OK,
-            &json!({ "roomId": room, "passwordRequired": stored.is_some() }),
-        );
+        let Some((room, given)) = Rooms::parse_check(socket, &request) else {
+            return;
+        };
+        let result = match self.store.check(socket.ns().name(), room, given) {
+            Reply::Ready(result) => result,
+            Reply::Pending(_) => Err(ErrorCode::Unavailable),
+        };
+        answer_check(socket, room, result);
+    }
+
+    /// `check-room` with a shared store.
+    async fn check_room_async(&self, socket: &Socket, event: &Event) {
+        let Some(request) = object(event) else {
+            return send_join_error(socket, ErrorCode::InvalidRoom, None);
+        };
+        let Some((room, given)) = Rooms::parse_check(socket, &request) else {
+            return;
+        };
+        let result = self
+            .store
+            .check(socket.ns().name(), room, given)
+            .get()
+            .await;
+        answer_check(socket, room, result);
     }
 
     /// `leave-room { roomId }`: presence only; peer connections stay up.
@@ -374,15 +603,7 @@ impl Rooms {
             )
             .send(socket);
         };
-        let left = {
-            let mut passwords = self.passwords();
-            let left = socket.leave(&room);
-            if left && socket.ns().room_len(&room) == 0 {
-                passwords.remove(room.as_str());
-            }
-            left
-        };
-        if left {
+        if self.evict(socket, &room) {
             let _ = socket
                 .to(&room)
                 .emit(app::USER_DISCONNECTED, &json!({ "id": socket.id() }));
@@ -393,48 +614,89 @@ impl Rooms {
     /// closing the room), dropping the room's password with its last member
     /// as a leave does. Sends nothing: the caller says what happened.
     pub fn evict(&self, socket: &Socket, room: &str) -> bool {
-        let mut passwords = self.passwords();
+        let _lock = self.join_lock();
         let left = socket.leave(room);
-        if left && socket.ns().room_len(room) == 0 {
-            passwords.remove(room);
+        if left {
+            self.store
+                .leave(socket.ns().name(), &[Room::from(room)], socket.id(), false);
         }
         left
     }
 
-    /// Drops the passwords of rooms a departed socket left empty.
-    fn forget_empty_rooms(&self, socket: &Socket) {
+    /// Takes a departed socket out of the store's rooms (a goodbye: the
+    /// passwords of rooms it left empty go).
+    fn forget_left(&self, socket: &Socket) {
         let Some(LeftRooms(rooms)) = socket.remove::<LeftRooms>() else {
             return;
         };
-        self.forget_passwords_of_empty(&socket.ns(), &rooms);
-    }
-
-    fn forget_passwords_of_empty(&self, ns: &rtcio_engine::Namespace, rooms: &[Room]) {
-        let mut passwords = self.passwords();
-        for room in rooms.iter() {
-            if ns.room_len(room) == 0 {
-                passwords.remove(room);
-            }
-        }
+        let _lock = self.join_lock();
+        self.store
+            .leave(socket.ns().name(), &rooms, socket.id(), false);
     }
 
     /// `user-disconnected { id }` to every room of a leaving socket (once per
     /// peer). A socket whose connection was lost, with recovery on, is held
     /// for the presence grace instead, its rooms' passwords kept meanwhile.
     fn announce_departure(self: &Arc<Self>, socket: &Socket, _reason: DisconnectReason) {
+        let rooms = own_rooms(socket);
         if socket.recoverable() {
-            let rooms = self.clone();
+            // Out of the store's rooms (no place in a cap, not in a
+            // newcomer's snapshot) but its passwords kept until the grace ends.
+            self.store
+                .leave(socket.ns().name(), &rooms, socket.id(), true);
+            let store = self.store.clone();
             self.presence.hold(socket, move |ns, left| {
-                rooms.forget_passwords_of_empty(ns, left)
+                store.forget_password_if_empty(ns.name(), left)
             });
             return;
         }
         if let Some(peers) = socket.peers() {
             let _ = peers.emit(app::USER_DISCONNECTED, &json!({ "id": socket.id() }));
-            socket.insert(LeftRooms(
-                socket.rooms().get(1..).unwrap_or_default().into(),
-            ));
         }
+        if !rooms.is_empty() {
+            socket.insert(LeftRooms(rooms.into()));
+        }
+    }
+}
+
+/// The rooms a socket was in when it started leaving (taken out of the store once it left).
+#[derive(Clone)]
+struct LeftRooms(Arc<[Room]>);
+
+/// A socket's rooms, without its own-id room.
+fn own_rooms(socket: &Socket) -> Vec<Room> {
+    let mut rooms = socket.rooms();
+    if !rooms.is_empty() {
+        rooms.remove(0);
+    }
+    rooms
+}
+
+/// What the store keeps of a socket: its name and media-state, its user id.
+fn peer_info(socket: &Socket, peer: &Peer) -> PeerInfo {
+    PeerInfo {
+        name: peer.name.clone(),
+        user_id: Identity::user_id(socket),
+        media: peer.media,
+    }
+}
+
+/// `room-check-ok { roomId, passwordRequired }`, or the refusal.
+fn answer_check(socket: &Socket, room: &str, result: Result<bool, ErrorCode>) {
+    match result {
+        Ok(required) => {
+            let _ = socket.emit(
+                app::ROOM_CHECK_OK,
+                &json!({ "roomId": room, "passwordRequired": required }),
+            );
+        }
+        Err(ErrorCode::Unavailable) => refuse(
+            socket,
+            ErrorCode::Unavailable,
+            "the room service is unavailable; retry later",
+            room,
+        ),
+        Err(code) => send_join_error(socket, code, Some(room)),
     }
 }
 
@@ -503,11 +765,14 @@ fn object(event: &Event) -> Option<Map<String, Value>> {
     event.arg::<Map<String, Value>>(0).ok()
 }
 
-/// Whether `room` is a connected socket's own-id room (the sender's included):
-/// such a name can never be joined, or it would capture that socket's messages.
+/// Whether `room` is a connected socket's own-id room (the sender's included,
+/// and, in a cluster, a socket on another node): such a name can never be
+/// joined, or it would capture that socket's messages.
 fn is_socket_id(socket: &Socket, room: &str) -> bool {
-    room.parse()
-        .is_ok_and(|sid| socket.ns().get_socket(sid).is_some())
+    room.parse().is_ok_and(|sid| {
+        let ns = socket.ns();
+        ns.get_socket(sid).is_some() || ns.adapter().is_member(sid, room)
+    })
 }
 
 /// The valid `roomId` of a request, or what was given instead (if it was a string).
@@ -535,32 +800,42 @@ struct MediaStateOut<'a> {
     id: rtcio_engine::Sid,
 }
 
-/// `media-state { roomId, mic, cam }`: relayed to the room with the sender's id, and cached.
+/// `media-state { roomId, mic, cam }`: relayed to the room with the sender's
+/// id, and cached in the socket's data (a [`Rooms`] also caches it in its store).
 pub fn media_state(socket: &Socket, event: Event) {
+    media_state_of(socket, event);
+}
+
+/// [`media_state`], answering the socket's peer data when it was accepted.
+fn media_state_of(socket: &Socket, event: Event) -> Option<Peer> {
     let Some(state) = object(&event) else {
-        return ClientError::new(
+        ClientError::new(
             ErrorCode::BadRequest,
             "media-state needs { roomId, mic, cam }",
         )
         .send(socket);
+        return None;
     };
     let Some(room) = state.get("roomId").and_then(Value::as_str) else {
-        return ClientError::new(ErrorCode::BadRequest, "`roomId` must be a string").send(socket);
+        ClientError::new(ErrorCode::BadRequest, "`roomId` must be a string").send(socket);
+        return None;
     };
     let (Some(mic), Some(cam)) = (
         state.get("mic").and_then(Value::as_bool),
         state.get("cam").and_then(Value::as_bool),
     ) else {
-        return ClientError::new(ErrorCode::BadRequest, "`mic` and `cam` must be booleans")
+        ClientError::new(ErrorCode::BadRequest, "`mic` and `cam` must be booleans")
             .in_room(room)
             .send(socket);
+        return None;
     };
     if !socket.in_room(room) || room == socket.id().as_str() {
-        return ClientError::new(ErrorCode::NotInRoom, "join the room first")
+        ClientError::new(ErrorCode::NotInRoom, "join the room first")
             .in_room(room)
             .send(socket);
+        return None;
     }
-    update_peer(socket, |peer| peer.media = Some((mic, cam)));
+    let peer = update_peer(socket, |peer| peer.media = Some((mic, cam)));
     let _ = socket.to(room).emit(
         app::MEDIA_STATE,
         &MediaStateOut {
@@ -570,6 +845,7 @@ pub fn media_state(socket: &Socket, event: Event) {
             id: socket.id(),
         },
     );
+    Some(peer)
 }
 
 /// `stopScreenShare { roomId, ... }`: relayed to the room, every member kept, `id` set to the sender.

@@ -18,7 +18,8 @@ pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
     let mut builder = Builder::new(config, settings.relay_scope);
     let ns = settings.namespace.as_str();
     // Scaling out: the signaling namespace's rooms become the cluster's (Redis).
-    if let Some(cluster) = settings.cluster.start()? {
+    let cluster = settings.cluster.start()?;
+    if let Some(cluster) = &cluster {
         let signaling = builder.signaling(ns);
         signaling.adapter(cluster.adapter(ns));
         // Recovery sessions every node can reach: a client is recovered on
@@ -39,7 +40,18 @@ pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
     // Authentication and rate limits first: they guard everything after them.
     let access = settings.access.build()?;
     access.attach(builder.signaling(ns));
-    let rooms = Rooms::configured(access.rules.clone(), settings.recovery.presence_grace);
+    let mut rooms = Rooms::builder()
+        .rules(access.rules.clone())
+        .presence_grace(settings.recovery.presence_grace);
+    // Scaling out: caps, passwords, names and media-state of rooms in Redis.
+    if let Some(cluster) = &cluster {
+        rooms = rooms.store(rtcio_cluster::RedisRoomStore::new(
+            cluster.commands(),
+            cluster.prefix(),
+            cluster.node(),
+        ));
+    }
+    let rooms = rooms.build();
     crate::observe::count_joins(&rooms);
     rooms.attach(crate::observe::attach(builder.signaling(ns)));
     let chat = settings.chat.attach(builder.signaling(ns), &rooms)?;
@@ -60,6 +72,14 @@ pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
         access.authenticator.clone(),
     )?;
     let io = builder.build();
+    if let (Some(cluster), Some(signaling)) = (&cluster, io.of(ns)) {
+        // Redis back (maybe restarted empty): the local sockets' rooms again.
+        let rooms = rooms.clone();
+        cluster.on_reconnect(move || {
+            rooms.resync(&signaling);
+            async {}
+        });
+    }
 
     // GET /ice accepts the socket's tokens and has its own per-IP budget.
     let ice_limit = access.http_limit(&io);

@@ -110,12 +110,8 @@ describe("cluster core: three nodes on one Redis", () => {
       ["user-connected", { id: C.id, name: "carol" }],
       ["#rtcio:init-offer", { source: C.id }],
     ]);
-    // B's own backfill (A, on another node) is the room store's part: see the todo below.
-    const backfill = seen(B).slice(0, -3);
-    assert.ok(
-      backfill.length === 0 || JSON.stringify(backfill) === JSON.stringify([["user-connected", { id: A.id, name: "alice" }]]),
-      JSON.stringify(backfill),
-    );
+    // B's own backfill: A, on another node, with its name (from the room store).
+    assert.deepEqual(seen(B).slice(0, -3), [["user-connected", { id: A.id, name: "alice" }]]);
     assert.deepEqual(seen(B).slice(-3), [
       ["join-ok", { roomId: R }],
       ["user-connected", { id: C.id, name: "carol" }],
@@ -129,10 +125,8 @@ describe("cluster core: three nodes on one Redis", () => {
     }
   });
 
-  // The join snapshot's names come from the room store (the state helper's
-  // Redis RoomStore): until it is merged, a joiner is not told of the peers
-  // on other nodes. TODO(merge): drop `todo` once rooms.rs reads the store.
-  it("the newcomer's backfill lists the peers of every node with their names", { todo: "needs the Redis RoomStore (state)" }, async () => {
+  // The join snapshot's names come from the shared room store (Redis).
+  it("the newcomer's backfill lists the peers of every node with their names", async () => {
     const R = uniqueRoom("backfill");
     const [, , C] = await spread(R, ["alice", "bob", "carol"]);
     await barrier(C);

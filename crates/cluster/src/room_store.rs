@@ -88,6 +88,7 @@ impl MemberRecord {
                 (Some(mic), Some(cam)) => Some((mic, cam)),
                 _ => None,
             },
+            node: Some(Arc::from(self.node.as_str())),
         }
     }
 }

@@ -270,6 +270,7 @@ async fn names_and_media_state_reach_the_next_joiner_on_another_node() {
         name: Arc::from("Alice"),
         user_id: Some(Arc::from("user-1")),
         media: Some((true, false)),
+        node: None,
     };
     a.update_peer(
         "/",
@@ -279,6 +280,11 @@ async fn names_and_media_state_reach_the_next_joiner_on_another_node() {
     );
     // Writes of one node reach Redis in order: its next command sees the update.
     let seen = a.members("/", "media").get().await.expect("members");
+    // The store adds where the member lives: node "a".
+    let updated = PeerInfo {
+        node: Some(Arc::from("a")),
+        ..updated
+    };
     assert_eq!(seen, vec![(sid(1), updated.clone())]);
     let got = b
         .join("/", "media", sid(2), &peer("bob"), 0, None)
@@ -376,6 +382,7 @@ async fn writes_made_while_redis_is_away_reach_it_when_it_is_back() {
     let mut seen = peer("x");
     seen.media = Some((false, true));
     a.update_peer("/", &[Room::from("outage")], sid(2), &seen);
+    seen.node = Some(Arc::from("a"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Back with the saved state (sid 1 still in it), then the writes land.
     redis.restart();

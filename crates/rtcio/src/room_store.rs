@@ -31,6 +31,10 @@ pub struct PeerInfo {
     pub user_id: Option<Arc<str>>,
     /// The last `media-state` booleans: (mic, cam).
     pub media: Option<(bool, bool)>,
+    /// The cluster node the member is connected to, when a shared store
+    /// knows it: a newcomer's announcements go straight there, even before
+    /// the membership replica has heard of the member (`None` in one process).
+    pub node: Option<Arc<str>>,
 }
 
 /// The members a newcomer meets, in join order, without the newcomer.

@@ -16,7 +16,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
-use rtcio_engine::{DisconnectReason, Event, NamespaceBuilder, Room, Socket};
+use rtcio_engine::{DisconnectReason, Event, NamespaceBuilder, Payload, Room, Socket};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -515,16 +515,35 @@ impl Rooms {
         // is now: a socket that joined a moment later is already in the room but
         // learns of this one from its own snapshot, and must not be asked to
         // offer as well (both sides offering is glare).
-        if let Some(((first, _), rest)) = existing.split_first() {
-            let peers = || {
-                rest.iter()
-                    .fold(ns.to(first.as_str()), |op, (sid, _)| op.to(sid.as_str()))
+        if !existing.is_empty() {
+            let encode = |event: &str, data: &Value| {
+                Payload::new()
+                    .arg(data)
+                    .map(|p| p.into_event(ns.name(), event, None))
             };
-            let _ = peers().emit(
-                app::USER_CONNECTED,
-                &presence(socket.id(), name, Identity::user_id(socket)),
-            );
-            let _ = peers().emit(INIT_OFFER, &json!({ "source": socket.id() }));
+            let (Ok(hello), Ok(offer)) = (
+                encode(
+                    app::USER_CONNECTED,
+                    &presence(socket.id(), name, Identity::user_id(socket)),
+                ),
+                encode(INIT_OFFER, &json!({ "source": socket.id() })),
+            ) else {
+                return join_ok(socket, room);
+            };
+            for (sid, peer) in &existing {
+                match &peer.node {
+                    // Where the shared store says the member lives: its node may
+                    // not have told this one of it yet.
+                    Some(node) => {
+                        ns.send_to_node(node, *sid, &hello);
+                        ns.send_to_node(node, *sid, &offer);
+                    }
+                    None => {
+                        ns.to(sid.as_str()).send_encoded(&hello);
+                        ns.to(sid.as_str()).send_encoded(&offer);
+                    }
+                }
+            }
         }
         join_ok(socket, room);
         let hooks = self
@@ -678,6 +697,7 @@ fn peer_info(socket: &Socket, peer: &Peer) -> PeerInfo {
         name: peer.name.clone(),
         user_id: Identity::user_id(socket),
         media: peer.media,
+        node: None,
     }
 }
 

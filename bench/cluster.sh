@@ -3,7 +3,7 @@
 # Node baseline on socket.io@4.8 + @socket.io/redis-adapter, same layout,
 # same pinning, same Redis build, in one run.
 #
-#   bench/cluster.sh [relay] [join] [scale]     (default: relay join)
+#   bench/cluster.sh [relay] [join] [scale] [replica]    (default: relay join)
 #
 # relay  cross-node relay: every sender on node 1, every receiver on node 2
 #        (rtcio-bench relay --placement one-way); envelopes/s, latency
@@ -17,6 +17,10 @@
 #        beside them (placement cross). Reports join → init-offer p99 (worst
 #        generator), relay p50/p99, and RSS of servers + Redis per socket.
 #        Rust only (SCALE_SERVERS=node to try the Node cluster).
+# replica  the memory cost of the full membership replica: REPLICA_SOCKETS
+#        (15000) sockets in rooms of 4, all on node 1 of 2; node 2 has no
+#        socket of its own, so its RSS growth is what every node pays for the
+#        sockets of the others. Also node 1's and Redis's growth. Rust only.
 #
 # Each scenario × server kind gets a fresh redis-server (free loopback port,
 # temporary directory, no persistence) and fresh nodes; everything is stopped
@@ -36,6 +40,7 @@
 #   SCALE_JOIN_RATE [2000]  (total new sockets/s over all generators)
 #   SCALE_RELAY_RATE [50000] SCALE_RELAY_PAIRS [200] SCALE_RELAY_WINDOW [64]
 #   SCALE_RELAY_DURATION [20s] SCALE_SERVERS [rust] SCALE_PIN [0]
+#   REPLICA_SOCKETS [15000] REPLICA_RATE [1000]
 #   SERVER_CORE [0] BENCH_CORE [1]
 #   RECOVERY_WINDOW [0] RATE_LIMIT [0] NO_HISTORY [1]   rtcio-server settings
 #                   (the Node cluster has neither recovery nor limits nor history)
@@ -352,11 +357,51 @@ if (failures.length) console.log(`\nFAILURES:\n- ${failures.join("\n- ")}`);
 EOF
 }
 
+# --- replica -------------------------------------------------------------------
+redis_used_kb() { redis-cli -u "$REDIS_URL" info memory | awk -F: '/^used_memory:/ { printf "%d", $2 / 1024 }'; }
+
+run_replica() {
+    local sockets="${REPLICA_SOCKETS:-15000}"
+    echo "== replica: $sockets sockets in rooms of 4, all on node 1 of 2; node 2 has none of its own" >&2
+    start_cluster rust 2 "$SERVER_CORE" replica
+    local n1="${NODE_PIDS[0]}" n2="${NODE_PIDS[1]}"
+    local b1 b2 br bm a1 a2 ar am joined
+    b1="$(rss_kb "$n1")" b2="$(rss_kb "$n2")" br="$(rss_kb "$REDIS_PID")" bm="$(redis_used_kb)"
+    rm -f "$OUT/replica-ready" "$OUT/replica-stop"
+    pin "$BENCH_CORE"
+    "${PIN[@]}" "$BENCH_BIN" --port "${NODE_PORTS[0]}" --server-pid "$n1" --quiet --label rust-cluster \
+        --name cluster-replica --json "$OUT/replica-rust.json" rooms --sockets "$sockets" --room-size 4 \
+        --rate "${REPLICA_RATE:-1000}" --hold 120s --ready-file "$OUT/replica-ready" \
+        --stop-file "$OUT/replica-stop" >"$OUT/replica-rust.txt" 2>&1 &
+    GEN_PIDS=($!)
+    local deadline=$((SECONDS + sockets / ${REPLICA_RATE:-1000} + 90))
+    while [ ! -f "$OUT/replica-ready" ] && [ $SECONDS -lt $deadline ]; do sleep 1; done
+    sleep 3
+    a1="$(rss_kb "$n1")" a2="$(rss_kb "$n2")" ar="$(rss_kb "$REDIS_PID")" am="$(redis_used_kb)"
+    joined="$(cat "$OUT/replica-ready" 2>/dev/null || echo 0)"
+    touch "$OUT/replica-stop"
+    wait "${GEN_PIDS[0]}" || { echo "   replica run reported a failure (see $OUT/replica-rust.txt)" >&2; status=1; }
+    GEN_PIDS=()
+    stop_cluster
+    awk -v n="$joined" -v b1="$b1" -v a1="$a1" -v b2="$b2" -v a2="$a2" -v br="$br" -v ar="$ar" -v bm="$bm" -v am="$am" 'BEGIN {
+        k = (n > 0 ? n : 1) / 1.024
+        print ""
+        printf "### cluster replica: %d sockets in rooms of 4 on node 1 of 2\n", n
+        print "| process | RSS before | RSS with the sockets | per socket |"
+        print "|---|---:|---:|---:|"
+        printf "| node 1 (the sockets are here) | %.1f MB | %.1f MB | %.2f KB |\n", b1 / 1024, a1 / 1024, (a1 - b1) / k
+        printf "| node 2 (replica only) | %.1f MB | %.1f MB | %.2f KB |\n", b2 / 1024, a2 / 1024, (a2 - b2) / k
+        printf "| redis-server (RSS) | %.1f MB | %.1f MB | %.2f KB |\n", br / 1024, ar / 1024, (ar - br) / k
+        printf "| redis used_memory | %.1f MB | %.1f MB | %.2f KB |\n", bm / 1024, am / 1024, (am - bm) / k
+    }' | tee "$OUT/replica.md"
+}
+
 for scenario in "${SCENARIOS[@]}"; do
     case "$scenario" in
         relay | join) run_pair_scenario "$scenario" ;;
         scale) for kind in "${SCALE_KINDS[@]}"; do run_scale "$kind"; done ;;
-        *) echo "unknown scenario $scenario (relay, join, scale)" >&2; exit 2 ;;
+        replica) run_replica ;;
+        *) echo "unknown scenario $scenario (relay, join, scale, replica)" >&2; exit 2 ;;
     esac
 done
 echo

@@ -350,6 +350,8 @@ console.log(`| join → join-ok p99 (worst generator) | ${ms(worst("join_ok_p99_
 console.log(`| relay: envelopes/s (asked ${relay?.params?.rate ?? "?"}) | ${Math.round(metric(relay, "throughput") ?? 0)} |`);
 console.log(`| relay: latency p50 / p99 / max | ${ms(metric(relay, "latency_p50_ms"))} / ${ms(metric(relay, "latency_p99_ms"))} / ${ms(metric(relay, "latency_max_ms"))} |`);
 console.log(`| relay: CPU of nodes + Redis | ${(metric(relay, "server_cpu_pct") ?? 0).toFixed(0)} % |`);
+console.log(`| relay: seconds with an envelope > 5 ms | ${metric(relay, "slow_seconds") ?? "n/a"} of ${relay?.params?.max_ms_per_s?.length ?? "?"} |`);
+console.log(`| relay: slowest envelope per second (ms) | ${(relay?.params?.max_ms_per_s ?? []).map((v) => v.toFixed(1)).join(" ")} |`);
 console.log(`| relay: other CPU on the machine (incl. idle generators) | ${(metric(relay, "other_cpu_pct") ?? 0).toFixed(0)} % |`);
 console.log(`| RSS nodes + Redis: before / with sockets / after relay | ${(rss0 / 1024).toFixed(0)} / ${(rss1 / 1024).toFixed(0)} / ${(rss2 / 1024).toFixed(0)} MB |`);
 console.log(`| RSS nodes + Redis per socket (growth / total) | ${((rss1 - rss0) * 1.024 / Math.max(1, joined)).toFixed(1)} / ${(rss1 * 1.024 / Math.max(1, joined)).toFixed(1)} KB |`);

@@ -223,7 +223,14 @@ struct Shared {
     /// Envelopes each sender may have sent per nanosecond since t0 (0 = unpaced).
     pair_rate_per_ns: f64,
     hist: SharedHist,
+    /// Per second of the run (by send time): the slowest envelope and how
+    /// many took longer than `SLOW_NS`, to tell a few stalls from a
+    /// uniformly slow run.
+    per_second: Vec<(AtomicU64, AtomicU64)>,
 }
+
+/// An envelope slower than this counts as slow in the per-second timeline.
+const SLOW_NS: u64 = 5_000_000;
 
 impl Shared {
     fn now_ns(&self) -> u64 {
@@ -302,7 +309,14 @@ async fn receiver(mut ws: Conn, source: String, pair: Arc<Pair>, sh: Arc<Shared>
         expected = seq + 1;
         if ts >= sh.warm_ns && ts < sh.end_ns {
             pair.delivered_in_window.fetch_add(1, Ordering::Relaxed);
-            stats::record(&sh.hist, Duration::from_nanos(now.saturating_sub(ts)));
+            let latency = now.saturating_sub(ts);
+            stats::record(&sh.hist, Duration::from_nanos(latency));
+            if let Some((max, slow)) = sh.per_second.get((ts / 1_000_000_000) as usize) {
+                max.fetch_max(latency, Ordering::Relaxed);
+                if latency > SLOW_NS {
+                    slow.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
         pair.received.fetch_add(1, Ordering::Release);
         pair.notify.notify_one();
@@ -360,6 +374,9 @@ pub async fn run(ctx: &Ctx, args: &RelayArgs) -> Result<Report, String> {
         window,
         pair_rate_per_ns: args.rate as f64 / pairs as f64 / 1e9,
         hist: stats::shared_hist(),
+        per_second: (0..=(warmup + duration).as_secs() + 1)
+            .map(|_| Default::default())
+            .collect(),
     });
     let mut tasks = tokio::task::JoinSet::new();
     let mut states = Vec::with_capacity(pairs);
@@ -449,6 +466,32 @@ pub async fn run(ctx: &Ctx, args: &RelayArgs) -> Result<Report, String> {
         rate * frame_len as f64 / 1e6,
         "MB/s",
         Better::Higher,
+    );
+    // The measured window, second by second (by send time).
+    let seconds = sh.per_second[warmup.as_secs() as usize..(warmup + duration).as_secs() as usize]
+        .iter()
+        .map(|(max, slow)| {
+            (
+                max.load(Ordering::Relaxed) as f64 / 1e6,
+                slow.load(Ordering::Relaxed),
+            )
+        })
+        .collect::<Vec<_>>();
+    let round = |v: f64| (v * 100.0).round() / 100.0;
+    report.param(
+        "max_ms_per_s",
+        seconds.iter().map(|s| round(s.0)).collect::<Vec<_>>(),
+    );
+    report.param(
+        "slow_per_s",
+        seconds.iter().map(|s| s.1).collect::<Vec<_>>(),
+    );
+    report.metric(
+        "slow_seconds",
+        "seconds with an envelope slower than 5 ms",
+        seconds.iter().filter(|s| s.1 > 0).count() as f64,
+        "",
+        Better::Lower,
     );
     let hist = sh.hist.lock().expect("histogram lock");
     report.latency("latency", "end-to-end latency", &hist);

@@ -59,3 +59,56 @@ describe("rtcio-bench smoke runs against rtcio-server", () => {
     });
   }
 });
+
+// The multi-server plumbing the cluster benchmarks (bench/cluster.sh) rely
+// on, without Redis: two independent servers, so only relays that stay on one
+// node can work (`--placement same`); the CPU/RSS of both servers summed; and
+// client sockets bound to an explicit list of source addresses.
+describe("rtcio-bench against several servers", () => {
+  const servers = [];
+  const dir = mkdtempSync(path.join(tmpdir(), "rtcio-bench-multi-"));
+  before(async () => {
+    for (let i = 0; i < 2; i++) {
+      servers.push(
+        await startServer(SERVER, ["--host", "127.0.0.1", "--port", "0"], {
+          env: { RATE_LIMIT: "0", NO_HISTORY: "1" },
+        }),
+      );
+    }
+  });
+  after(() => servers.forEach((s) => s.stop()));
+
+  const bench = async (name, args) => {
+    const json = path.join(dir, `${name}.json`);
+    await run(BENCH, ["--smoke", "--quiet", "--json", json, ...args], { timeout: 60_000 });
+    return JSON.parse(readFileSync(json, "utf8"));
+  };
+  const metric = (report, key) => report.metrics.find((m) => m.key === key)?.value;
+
+  it("relay over --ports with --placement same reaches both servers and sums their CPU", async () => {
+    const ports = servers.map((s) => new URL(s.url).port).join(",");
+    const pids = servers.map((s) => String(s.proc.pid)).join(",");
+    const report = await bench("relay-ports", ["--ports", ports, "--server-pid", pids, "relay", "--placement", "same"]);
+    assert.deepEqual(report.failures, []);
+    assert.equal(report.params.nodes, 2);
+    assert.equal(report.params.placement, "same");
+    assert.ok(metric(report, "throughput") > 0);
+    assert.equal(metric(report, "lost"), 0);
+    assert.ok(metric(report, "server_rss_mb") > 0, "RSS of the listed servers");
+  });
+
+  it("relay over --urls with --placement cross really puts sender and receiver on different servers (unconnected here: nothing arrives)", async () => {
+    const urls = servers.map((s) => s.url).join(",");
+    await assert.rejects(
+      bench("relay-cross", ["--urls", urls, "relay", "--placement", "cross"]),
+      "a receiver on another, unconnected server cannot be reached",
+    );
+  });
+
+  it("--source-addrs takes a list of loopback addresses", async () => {
+    const port = new URL(servers[0].url).port;
+    const report = await bench("rooms-sources", ["--port", port, "--source-addrs", "127.0.0.2,127.0.0.3", "rooms"]);
+    assert.deepEqual(report.failures, []);
+    assert.equal(report.params.source_addrs, 2);
+  });
+});

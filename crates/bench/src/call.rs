@@ -353,7 +353,7 @@ pub async fn run(ctx: &Ctx, args: &CallArgs) -> Result<Report, String> {
             let now = Instant::now();
             if cpu.is_none() && now >= sh.warm {
                 cpu = Some((
-                    CpuWindow::start(ctx.server_pid),
+                    CpuWindow::start(&ctx.server_pids),
                     sh.relayed.load(Ordering::Relaxed),
                 ));
             }

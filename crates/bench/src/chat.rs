@@ -157,7 +157,7 @@ pub async fn run(ctx: &Ctx, args: &ChatArgs) -> Result<Report, String> {
     let clock = async {
         ready.wait().await;
         tokio::time::sleep(warmup).await;
-        let cpu = CpuWindow::start(ctx.server_pid);
+        let cpu = CpuWindow::start(&ctx.server_pids);
         sh.measuring.store(true, Ordering::Relaxed);
         let t0 = Instant::now();
         tokio::time::sleep(duration).await;

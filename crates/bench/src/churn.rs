@@ -84,7 +84,7 @@ pub async fn run(ctx: &Ctx, args: &ChurnArgs) -> Result<Report, String> {
     });
     let run_id = std::process::id();
     let rss_before = ctx.rss();
-    let cpu = CpuWindow::start(ctx.server_pid);
+    let cpu = CpuWindow::start(&ctx.server_pids);
     let t0 = Instant::now();
     let workers = (0..concurrency).map(|w| {
         let sh = sh.clone();

@@ -37,9 +37,19 @@ struct Cli {
     /// Server port.
     #[arg(long, global = true, default_value_t = 3001)]
     port: u16,
-    /// Server process id: report its CPU time (/proc/PID/stat) and RSS (/proc/PID/status).
-    #[arg(long, global = true)]
-    server_pid: Option<u32>,
+    /// Several servers on `--host` (the nodes of a cluster), e.g. `3201,3202`:
+    /// client sockets are spread over them (see each scenario's placement).
+    #[arg(long, global = true, value_delimiter = ',', conflicts_with = "urls")]
+    ports: Vec<u16>,
+    /// Several servers as `[http://]HOST:PORT`, comma-separated (instead of
+    /// `--host`/`--port`/`--ports`).
+    #[arg(long, global = true, value_delimiter = ',')]
+    urls: Vec<String>,
+    /// Server process id(s), comma-separated: report their CPU time
+    /// (/proc/PID/stat) and RSS (/proc/PID/status), summed (e.g. every node
+    /// of a cluster and its Redis).
+    #[arg(long, global = true, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Write the results as JSON to this file.
     #[arg(long, global = true)]
     json: Option<PathBuf>,
@@ -49,10 +59,12 @@ struct Cli {
     /// Scenario name recorded in the results (default: the subcommand).
     #[arg(long, global = true)]
     name: Option<String>,
-    /// Spread client sockets over this many source addresses 127.0.0.1..N
-    /// (0 = automatic: one per 20,000 sockets; needs a 127.x server address).
-    #[arg(long, global = true, default_value_t = 0)]
-    source_addrs: usize,
+    /// Source addresses to bind client sockets to: a count N (127.0.0.1..N;
+    /// 0 = automatic: one per 20,000 sockets; needs 127.x server addresses)
+    /// or a comma-separated list, e.g. `127.0.0.2,127.0.0.3` (so that several
+    /// generator processes use distinct ones).
+    #[arg(long, global = true, default_value = "0")]
+    source_addrs: sio::Sources,
     /// Worker threads of the load generator (1 = current-thread runtime).
     #[arg(long, global = true, default_value_t = 1)]
     threads: usize,
@@ -96,7 +108,8 @@ struct TableArgs {
 /// What every scenario gets.
 pub struct Ctx {
     pub target: Arc<Target>,
-    pub server_pid: Option<u32>,
+    /// Processes whose CPU and RSS are reported (summed); empty: none.
+    pub server_pids: Vec<u32>,
     pub smoke: bool,
     pub quiet: bool,
 }
@@ -135,8 +148,9 @@ impl Ctx {
         bar
     }
 
+    /// Summed RSS of the server processes (None if any is unreadable or none given).
     pub fn rss(&self) -> Option<u64> {
-        self.server_pid.and_then(stats::proc_rss)
+        stats::procs_rss(&self.server_pids)
     }
 }
 
@@ -196,6 +210,43 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{host} has no address"))
 }
 
+/// `[http://|ws://]HOST:PORT[/...]` → (host, port).
+fn parse_url(url: &str) -> Result<(String, u16), String> {
+    let rest = url
+        .split_once("://")
+        .map_or(url, |(_, r)| r)
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| format!("no port in {url:?}"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port.parse().map_err(|_| format!("bad port in {url:?}"))?;
+    if host.is_empty() {
+        return Err(format!("no host in {url:?}"));
+    }
+    Ok((host.to_string(), port))
+}
+
+/// The servers to connect to: `--urls`, else `--host` with `--ports`, else `--host`/`--port`.
+fn servers(cli: &Cli) -> Result<Vec<(SocketAddr, String)>, String> {
+    let pairs: Vec<(String, u16)> = if !cli.urls.is_empty() {
+        cli.urls
+            .iter()
+            .map(|u| parse_url(u))
+            .collect::<Result<_, _>>()?
+    } else if !cli.ports.is_empty() {
+        cli.ports.iter().map(|p| (cli.host.clone(), *p)).collect()
+    } else {
+        vec![(cli.host.clone(), cli.port)]
+    };
+    pairs
+        .into_iter()
+        .map(|(h, p)| Ok((resolve(&h, p)?, h)))
+        .collect()
+}
+
 fn table(args: &TableArgs) -> Result<(), String> {
     let mut columns = Vec::new();
     for col in &args.columns {
@@ -233,7 +284,7 @@ fn main() -> ExitCode {
         };
     }
     let nofile = stats::raise_nofile();
-    let addr = match resolve(&cli.host, cli.port) {
+    let nodes = match servers(&cli) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
@@ -248,17 +299,12 @@ fn main() -> ExitCode {
         Cmd::Chat(a) => a.rooms * a.room_size,
         Cmd::Table(_) => 0,
     };
-    let source_addrs = if cli.source_addrs == 0 {
-        sockets.div_ceil(20_000).max(1)
-    } else {
-        cli.source_addrs
-    };
     let read_buffer = match &cli.cmd {
         Cmd::Relay(_) => 64 * 1024,
         Cmd::Call(_) => 16 * 1024,
         _ => 4 * 1024,
     };
-    let mut target = Target::new(addr, &cli.host, source_addrs, read_buffer);
+    let mut target = Target::new(nodes, &cli.source_addrs, sockets, read_buffer);
     if let Some(token) = &cli.token {
         target.set_token(token);
     }
@@ -268,7 +314,7 @@ fn main() -> ExitCode {
     }
     let ctx = Ctx {
         target,
-        server_pid: cli.server_pid,
+        server_pids: cli.server_pid.clone(),
         smoke: cli.smoke,
         quiet: cli.quiet,
     };
@@ -311,10 +357,11 @@ fn main() -> ExitCode {
             "server".into(),
             cli.label
                 .clone()
-                .unwrap_or_else(|| format!("{}:{}", cli.host, cli.port))
+                .unwrap_or_else(|| ctx.target.node_list())
                 .into(),
         ),
     );
+    report.param("nodes", ctx.target.node_count() as u64);
     report.param("threads", cli.threads as u64);
     report.param("source_addrs", ctx.target.source_count() as u64);
     report.print_table();
@@ -343,5 +390,31 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("http://127.0.0.1:3201").unwrap(),
+            ("127.0.0.1".into(), 3201)
+        );
+        assert_eq!(
+            parse_url("127.0.0.2:80/socket.io/").unwrap(),
+            ("127.0.0.2".into(), 80)
+        );
+        assert_eq!(parse_url("ws://[::1]:3001").unwrap(), ("::1".into(), 3001));
+        assert!(parse_url("http://localhost").is_err());
+    }
+
+    #[test]
+    fn source_addrs() {
+        use sio::Sources;
+        assert_eq!("0".parse::<Sources>().unwrap(), Sources::Auto);
+        assert_eq!("4".parse::<Sources>().unwrap(), Sources::Count(4));
+        assert_eq!(
+            "127.0.0.2,127.0.0.3".parse::<Sources>().unwrap(),
+            Sources::List(vec![[127, 0, 0, 2].into(), [127, 0, 0, 3].into()])
+        );
+        assert!("127.0.0.2,x".parse::<Sources>().is_err());
     }
 }

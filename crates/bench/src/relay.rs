@@ -39,6 +39,41 @@ pub struct RelayArgs {
     /// fast as the window allows. Pacing measures latency at a given load.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// With several servers (`--ports`/`--urls`): where the two sockets of
+    /// pair i connect. `cross`: sender on node i mod N, receiver on the next
+    /// node; `one-way`: every sender on the first node, receivers round-robin
+    /// over the others; `same`: both on node i mod N (relays that stay
+    /// inside one node).
+    #[arg(long, value_enum, default_value_t = Placement::Cross)]
+    pub placement: Placement,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Placement {
+    Cross,
+    OneWay,
+    Same,
+}
+
+impl Placement {
+    /// (sender node, receiver node) of pair `i` over `n` nodes.
+    pub fn nodes(self, i: usize, n: usize) -> (usize, usize) {
+        let n = n.max(1);
+        match self {
+            _ if n == 1 => (0, 0),
+            Placement::Cross => (i % n, (i + 1) % n),
+            Placement::OneWay => (0, 1 + i % (n - 1)),
+            Placement::Same => (i % n, i % n),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Placement::Cross => "cross",
+            Placement::OneWay => "one-way",
+            Placement::Same => "same",
+        }
+    }
 }
 
 const BENCH_TAG: &str = "\"bench\":\"";
@@ -188,7 +223,14 @@ struct Shared {
     /// Envelopes each sender may have sent per nanosecond since t0 (0 = unpaced).
     pair_rate_per_ns: f64,
     hist: SharedHist,
+    /// Per second of the run (by send time): the slowest envelope and how
+    /// many took longer than `SLOW_NS`, to tell a few stalls from a
+    /// uniformly slow run.
+    per_second: Vec<(AtomicU64, AtomicU64)>,
 }
+
+/// An envelope slower than this counts as slow in the per-second timeline.
+const SLOW_NS: u64 = 5_000_000;
 
 impl Shared {
     fn now_ns(&self) -> u64 {
@@ -267,7 +309,14 @@ async fn receiver(mut ws: Conn, source: String, pair: Arc<Pair>, sh: Arc<Shared>
         expected = seq + 1;
         if ts >= sh.warm_ns && ts < sh.end_ns {
             pair.delivered_in_window.fetch_add(1, Ordering::Relaxed);
-            stats::record(&sh.hist, Duration::from_nanos(now.saturating_sub(ts)));
+            let latency = now.saturating_sub(ts);
+            stats::record(&sh.hist, Duration::from_nanos(latency));
+            if let Some((max, slow)) = sh.per_second.get((ts / 1_000_000_000) as usize) {
+                max.fetch_max(latency, Ordering::Relaxed);
+                if latency > SLOW_NS {
+                    slow.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
         pair.received.fetch_add(1, Ordering::Release);
         pair.notify.notify_one();
@@ -283,6 +332,9 @@ pub async fn run(ctx: &Ctx, args: &RelayArgs) -> Result<Report, String> {
     report.param("rate", args.rate);
     report.param("duration_s", duration.as_secs_f64());
     report.param("warmup_s", warmup.as_secs_f64());
+    if ctx.target.node_count() > 1 {
+        report.param("placement", args.placement.name());
+    }
 
     // Connect and join every pair (sender first, so the receiver's join gives
     // the sender an init-offer, as in a real room).
@@ -293,11 +345,12 @@ pub async fn run(ctx: &Ctx, args: &RelayArgs) -> Result<Report, String> {
     for i in 0..pairs {
         let target = ctx.target.clone();
         let limit = limit.clone();
+        let (sender_node, receiver_node) = args.placement.nodes(i, target.node_count());
         setups.spawn(async move {
             let _permit = limit.acquire().await;
             let room = format!("relay-{run_id}-{i}");
-            let mut s = target.connect().await?;
-            let mut r = target.connect().await?;
+            let mut s = target.connect_to(sender_node).await?;
+            let mut r = target.connect_to(receiver_node).await?;
             join_room(&mut s, &room, &format!("s{i}")).await?;
             join_room(&mut r, &room, &format!("r{i}")).await?;
             Ok::<_, String>((i, s, r))
@@ -321,6 +374,9 @@ pub async fn run(ctx: &Ctx, args: &RelayArgs) -> Result<Report, String> {
         window,
         pair_rate_per_ns: args.rate as f64 / pairs as f64 / 1e9,
         hist: stats::shared_hist(),
+        per_second: (0..=(warmup + duration).as_secs() + 1)
+            .map(|_| Default::default())
+            .collect(),
     });
     let mut tasks = tokio::task::JoinSet::new();
     let mut states = Vec::with_capacity(pairs);
@@ -348,7 +404,7 @@ pub async fn run(ctx: &Ctx, args: &RelayArgs) -> Result<Report, String> {
         let elapsed = t0.elapsed();
         if cpu.is_none() && elapsed >= warmup {
             cpu = Some((
-                CpuWindow::start(ctx.server_pid),
+                CpuWindow::start(&ctx.server_pids),
                 sio::READS.load(Ordering::Relaxed),
                 sio::WRITES.load(Ordering::Relaxed),
                 received(&states),
@@ -368,7 +424,7 @@ pub async fn run(ctx: &Ctx, args: &RelayArgs) -> Result<Report, String> {
         last = now;
     }
     let (window_start, reads0, writes0, received0) =
-        cpu.unwrap_or_else(|| (CpuWindow::start(ctx.server_pid), 0, 0, 0));
+        cpu.unwrap_or_else(|| (CpuWindow::start(&ctx.server_pids), 0, 0, 0));
     let usage = window_start.stop();
     let io_per_env = {
         let n = (received(&states) - received0).max(1) as f64;
@@ -410,6 +466,32 @@ pub async fn run(ctx: &Ctx, args: &RelayArgs) -> Result<Report, String> {
         rate * frame_len as f64 / 1e6,
         "MB/s",
         Better::Higher,
+    );
+    // The measured window, second by second (by send time).
+    let seconds = sh.per_second[warmup.as_secs() as usize..(warmup + duration).as_secs() as usize]
+        .iter()
+        .map(|(max, slow)| {
+            (
+                max.load(Ordering::Relaxed) as f64 / 1e6,
+                slow.load(Ordering::Relaxed),
+            )
+        })
+        .collect::<Vec<_>>();
+    let round = |v: f64| (v * 100.0).round() / 100.0;
+    report.param(
+        "max_ms_per_s",
+        seconds.iter().map(|s| round(s.0)).collect::<Vec<_>>(),
+    );
+    report.param(
+        "slow_per_s",
+        seconds.iter().map(|s| s.1).collect::<Vec<_>>(),
+    );
+    report.metric(
+        "slow_seconds",
+        "seconds with an envelope slower than 5 ms",
+        seconds.iter().filter(|s| s.1 > 0).count() as f64,
+        "",
+        Better::Lower,
     );
     let hist = sh.hist.lock().expect("histogram lock");
     report.latency("latency", "end-to-end latency", &hist);
@@ -492,6 +574,21 @@ mod tests {
             assert_eq!(v[1]["target"], "bbbbbbbbbbbbbbbbbbbb");
             assert_eq!(parse_bench(&m), Some((42, 123_456_789)));
         }
+    }
+
+    #[test]
+    fn placements() {
+        use Placement::*;
+        assert_eq!(Cross.nodes(5, 1), (0, 0));
+        assert_eq!(OneWay.nodes(5, 1), (0, 0));
+        assert_eq!(Cross.nodes(0, 2), (0, 1));
+        assert_eq!(Cross.nodes(1, 2), (1, 0));
+        assert_eq!(Cross.nodes(5, 6), (5, 0));
+        assert_eq!(OneWay.nodes(0, 2), (0, 1));
+        assert_eq!(OneWay.nodes(1, 2), (0, 1));
+        assert_eq!(OneWay.nodes(2, 3), (0, 1));
+        assert_eq!(OneWay.nodes(3, 3), (0, 2));
+        assert_eq!(Same.nodes(3, 2), (1, 1));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! i joins room i / K). Existing members time the newcomer's `join-room` send
 //! to their `#rtcio:init-offer` arrival (same process, same clock). Then
 //! everything stays idle for a while and the server's RSS growth is divided by
-//! the number of sockets.
+//! the number of sockets. With several servers, socket i connects to node
+//! i mod N, so the members of a room are spread over the nodes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,14 @@ pub struct RoomsArgs {
     /// Idle time after the last join before reading the server's RSS.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub hold: Duration,
+    /// Create this file (with the number of sockets joined) once every socket
+    /// has joined or failed, before the hold: lets a script running several
+    /// generators know when all of them are in.
+    #[arg(long)]
+    pub ready_file: Option<std::path::PathBuf>,
+    /// End the hold early once this file exists (checked every 100 ms).
+    #[arg(long)]
+    pub stop_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Default)]
@@ -52,13 +61,19 @@ struct Shared {
     first_error: stats::FirstError,
 }
 
-async fn client(ctx_target: Arc<sio::Target>, sh: Arc<Shared>, room: String, name: String) {
+async fn client(
+    ctx_target: Arc<sio::Target>,
+    node: usize,
+    sh: Arc<Shared>,
+    room: String,
+    name: String,
+) {
     let fail = |e: String| {
         sh.c.failed.fetch_add(1, Ordering::Relaxed);
         sh.first_error.record(e);
     };
     let start = Instant::now();
-    let mut c = match ctx_target.connect().await {
+    let mut c = match ctx_target.connect_to(node).await {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -154,7 +169,7 @@ pub async fn run(ctx: &Ctx, args: &RoomsArgs) -> Result<Report, String> {
     });
     let run_id = std::process::id();
     let bar = ctx.bar(n as u64, "joining {bar:40} {pos}/{len} sockets {msg}");
-    let cpu = CpuWindow::start(ctx.server_pid);
+    let cpu = CpuWindow::start(&ctx.server_pids);
     let t0 = Instant::now();
     let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
     let mut tasks = tokio::task::JoinSet::new();
@@ -166,8 +181,11 @@ pub async fn run(ctx: &Ctx, args: &RoomsArgs) -> Result<Report, String> {
             tokio::time::sleep_until(at.into()).await;
         }
         let room = format!("rooms-{run_id}-{}", i / k);
+        // Socket i on node i mod N: with several servers, the members of a
+        // room are on different nodes (as many as there are).
         tasks.spawn(client(
             ctx.target.clone(),
+            i,
             sh.clone(),
             room,
             format!("u{i}"),
@@ -195,7 +213,21 @@ pub async fn run(ctx: &Ctx, args: &RoomsArgs) -> Result<Report, String> {
     while sh.c.init_offers.load(Ordering::Relaxed) < expected && Instant::now() < offers_deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(hold).await;
+    if let Some(path) = &args.ready_file {
+        let joined = sh.c.joined.load(Ordering::Relaxed);
+        if let Err(e) = std::fs::write(path, format!("{joined}\n")) {
+            eprintln!("warning: writing {}: {e}", path.display());
+        }
+    }
+    match &args.stop_file {
+        None => tokio::time::sleep(hold).await,
+        Some(stop) => {
+            let until = Instant::now() + hold;
+            while Instant::now() < until && !stop.exists() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
     let rss_after = ctx.rss();
     tasks.abort_all();
 

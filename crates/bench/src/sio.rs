@@ -20,13 +20,61 @@ use tokio::net::{TcpSocket, TcpStream};
 pub static READS: AtomicU64 = AtomicU64::new(0);
 pub static WRITES: AtomicU64 = AtomicU64::new(0);
 
-/// Where and how to connect.
-pub struct Target {
+/// One server of the target: its address and the `Host` header to send.
+pub struct Node {
     pub addr: SocketAddr,
     host_header: String,
+}
+
+/// Where the client sockets bind before connecting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sources {
+    /// One address per 20,000 sockets, 127.0.0.1 upwards (a loopback target only).
+    Auto,
+    /// 127.0.0.1 .. 127.0.0.N (a loopback target only; 1 = let the kernel choose).
+    Count(usize),
+    /// Exactly these addresses, in turn.
+    List(Vec<Ipv4Addr>),
+}
+
+impl std::str::FromStr for Sources {
+    type Err = String;
+
+    /// `0` (automatic), a count `N`, or a comma-separated list of IPv4 addresses.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Ok(n) = s.parse::<usize>() {
+            return Ok(if n == 0 {
+                Sources::Auto
+            } else {
+                Sources::Count(n)
+            });
+        }
+        let list = s
+            .split(',')
+            .filter(|a| !a.trim().is_empty())
+            .map(|a| {
+                a.trim()
+                    .parse::<Ipv4Addr>()
+                    .map_err(|_| format!("not a count or an IPv4 address: {a:?}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if list.is_empty() {
+            return Err("empty address list".into());
+        }
+        Ok(Sources::List(list))
+    }
+}
+
+/// Where and how to connect: one server, or several (the nodes of a
+/// cluster), chosen per socket.
+pub struct Target {
+    nodes: Vec<Node>,
     /// Source addresses to spread client sockets over (empty: let the kernel choose).
     sources: Vec<Ipv4Addr>,
     next_source: AtomicUsize,
+    /// Round-robin over the nodes for sockets that do not ask for one.
+    next_node: AtomicUsize,
     read_buffer: usize,
     pub connect_timeout: Duration,
     /// The namespace CONNECT packet (`40`, or `40{"token":...}` with a token).
@@ -34,27 +82,67 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn new(addr: SocketAddr, host: &str, source_addrs: usize, read_buffer: usize) -> Self {
-        let sources = match addr.ip() {
-            IpAddr::V4(ip) if ip.is_loopback() && source_addrs > 1 => (0..source_addrs)
+    /// `nodes`: (address, host name for the `Host` header); at least one.
+    /// `sockets`: how many client sockets the scenario opens (for `Sources::Auto`).
+    pub fn new(
+        nodes: Vec<(SocketAddr, String)>,
+        sources: &Sources,
+        sockets: usize,
+        read_buffer: usize,
+    ) -> Self {
+        assert!(!nodes.is_empty(), "at least one server");
+        let all_loopback_v4 = nodes
+            .iter()
+            .all(|(a, _)| matches!(a.ip(), IpAddr::V4(ip) if ip.is_loopback()));
+        let count = match sources {
+            Sources::Auto => sockets.div_ceil(20_000).max(1),
+            Sources::Count(n) => *n,
+            Sources::List(_) => 0,
+        };
+        let sources = match sources {
+            Sources::List(list) => list.clone(),
+            _ if all_loopback_v4 && count > 1 => (0..count)
                 .map(|i| Ipv4Addr::new(127, 0, ((1 + i) >> 8) as u8, (1 + i) as u8))
                 .collect(),
             _ => Vec::new(),
         };
-        let host = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host.to_string()
-        };
+        let nodes = nodes
+            .into_iter()
+            .map(|(addr, host)| {
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host
+                };
+                Node {
+                    addr,
+                    host_header: format!("{host}:{}", addr.port()),
+                }
+            })
+            .collect();
         Target {
-            addr,
-            host_header: format!("{host}:{}", addr.port()),
+            nodes,
             sources,
             next_source: AtomicUsize::new(0),
+            next_node: AtomicUsize::new(0),
             read_buffer: read_buffer.max(1024),
             connect_timeout: Duration::from_secs(10),
             connect_packet: "40".into(),
         }
+    }
+
+    /// How many servers the sockets are spread over.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The server addresses, `host:port` each.
+    pub fn node_list(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| n.addr.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Sends `token` in the CONNECT packet's `auth` (`{ "token": ... }`).
@@ -67,8 +155,8 @@ impl Target {
         self.sources.len().max(1)
     }
 
-    async fn tcp(&self) -> io::Result<TcpStream> {
-        let socket = match self.addr {
+    async fn tcp(&self, addr: SocketAddr) -> io::Result<TcpStream> {
+        let socket = match addr {
             SocketAddr::V4(_) => TcpSocket::new_v4()?,
             SocketAddr::V6(_) => TcpSocket::new_v6()?,
         };
@@ -79,24 +167,35 @@ impl Target {
             set_bind_address_no_port(&socket);
             socket.bind(SocketAddr::new(IpAddr::V4(self.sources[i]), 0))?;
         }
-        let stream = socket.connect(self.addr).await?;
+        let stream = socket.connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(stream)
     }
 
-    /// Connects a WebSocket, reads the Engine.IO open packet, connects the `/`
+    /// Connects a WebSocket to the next server in turn (round-robin over
+    /// the nodes), reads the Engine.IO open packet, connects the `/`
     /// namespace and learns the socket id.
     pub async fn connect(&self) -> Result<Client, String> {
-        match tokio::time::timeout(self.connect_timeout, self.connect_inner()).await {
+        let node = self.next_node.fetch_add(1, Ordering::Relaxed);
+        self.connect_to(node).await
+    }
+
+    /// As `connect`, to node `node` (modulo the number of nodes).
+    pub async fn connect_to(&self, node: usize) -> Result<Client, String> {
+        let node = &self.nodes[node % self.nodes.len()];
+        match tokio::time::timeout(self.connect_timeout, self.connect_inner(node)).await {
             Ok(r) => r,
-            Err(_) => Err("connect timed out".into()),
+            Err(_) => Err(format!("connect to {} timed out", node.addr)),
         }
     }
 
-    async fn connect_inner(&self) -> Result<Client, String> {
-        let stream = self.tcp().await.map_err(|e| format!("tcp connect: {e}"))?;
+    async fn connect_inner(&self, node: &Node) -> Result<Client, String> {
+        let stream = self
+            .tcp(node.addr)
+            .await
+            .map_err(|e| format!("tcp connect to {}: {e}", node.addr))?;
         let mut ws = Conn::new(stream, self.read_buffer);
-        ws.handshake(&self.host_header).await?;
+        ws.handshake(&node.host_header).await?;
         let open = ws.recv().await?;
         if !open.starts_with('0') {
             return Err(format!("expected an Engine.IO open packet, got {open:.80}"));

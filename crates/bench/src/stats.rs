@@ -64,6 +64,22 @@ pub fn raise_nofile() -> u64 {
     }
 }
 
+/// Summed RSS of several processes (None if the list is empty or one is unreadable).
+pub fn procs_rss(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| proc_rss(p)).sum()
+}
+
+/// Summed CPU seconds of several processes (None if the list is empty or one is unreadable).
+pub fn procs_cpu(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| proc_cpu(p)).sum()
+}
+
 /// Busy CPU seconds of the whole machine (all cores, /proc/stat), including
 /// interrupt and softirq time that no process is charged for.
 pub fn machine_busy() -> Option<f64> {
@@ -83,7 +99,7 @@ pub fn machine_busy() -> Option<f64> {
 
 /// CPU usage of the bench and (optionally) the server over an interval.
 pub struct CpuWindow {
-    pid: Option<u32>,
+    pids: Vec<u32>,
     wall: Instant,
     own: f64,
     server: Option<f64>,
@@ -100,12 +116,12 @@ pub struct CpuUsage {
 }
 
 impl CpuWindow {
-    pub fn start(pid: Option<u32>) -> Self {
+    pub fn start(pids: &[u32]) -> Self {
         CpuWindow {
-            pid,
+            pids: pids.to_vec(),
             wall: Instant::now(),
             own: self_cpu(),
-            server: pid.and_then(proc_cpu),
+            server: procs_cpu(pids),
             machine: machine_busy(),
         }
     }
@@ -113,7 +129,7 @@ impl CpuWindow {
     pub fn stop(&self) -> CpuUsage {
         let wall = self.wall.elapsed().as_secs_f64();
         let own_secs = self_cpu() - self.own;
-        let server_secs = match (self.pid.and_then(proc_cpu), self.server) {
+        let server_secs = match (procs_cpu(&self.pids), self.server) {
             (Some(now), Some(then)) => Some(now - then),
             _ => None,
         };

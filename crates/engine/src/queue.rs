@@ -15,15 +15,15 @@
 //! replayed. That history is bounded like the missed packets of an absent
 //! socket, and released once confirmed, so an idle socket keeps nothing.
 //!
-//! The history is a [`SentLog`]: the kept frames' bytes are copied into a few
-//! large blocks and the frames themselves are dropped at once. Keeping the
-//! frames instead (as the first version did) held one small allocation (two,
-//! with the shared-bytes header) per frame for up to a ping interval, so that
-//! every envelope of a busy socket allocated and freed memory gone cold
-//! (hundreds of kilobytes per socket later): that cost the relay 10% of its
-//! throughput. A copy into the block being filled touches warm memory in
-//! order, and dropping confirmed frames only moves an index (a block is freed
-//! once all of it is confirmed).
+//! The history is a [`SentLog`]: the kept frames' bytes are copied, in
+//! order, into a few blocks of up to 16 KiB, and the frames themselves are
+//! dropped at once, while their memory is still in cache. Keeping the frames
+//! instead (as the first version did) held one or two small allocations per
+//! frame for up to a ping interval, so every envelope of a busy socket
+//! freed, and then allocated again, memory gone cold a thousand frames
+//! earlier: several cache misses per envelope. Dropping confirmed (or
+//! over-limit) frames from the log only moves an index; a block is freed
+//! once all of it is gone.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -121,7 +121,7 @@ impl SentLog {
             let grown = (block.capacity() * 2).clamp(needed, LOG_BLOCK.max(needed));
             block.reserve_exact(grown - block.len());
         }
-        append_streaming(block, data);
+        block.extend_from_slice(data);
         self.kept.push_back(Kept {
             len: data.len(),
             offset,
@@ -191,58 +191,6 @@ impl SentLog {
     }
 }
 
-/// Appends `data` to `block`, whose spare capacity must hold it, bypassing
-/// the CPU caches where it can (x86-64 streaming stores): the sent log is
-/// written once per frame and read only if the connection is lost, and a
-/// busy server keeps megabytes of it, which ordinary stores would pull
-/// through the caches, evicting the data every envelope works on (that cost
-/// the relay several cache misses per envelope). [`fence`] must follow
-/// before another thread may read the log.
-fn append_streaming(block: &mut Vec<u8>, data: &[u8]) {
-    assert!(block.capacity() - block.len() >= data.len());
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
-        let len = block.len();
-        let dst = block.spare_capacity_mut()[..data.len()]
-            .as_mut_ptr()
-            .cast::<u8>();
-        // Ordinary stores up to the first 16-byte boundary and after the last.
-        let head = dst.align_offset(16).min(data.len());
-        let end = head + (data.len() - head) / 16 * 16;
-        // SAFETY: `dst` points at `data.len()` bytes of `block`'s spare
-        // capacity (the slice above checks it), so every store below stays
-        // inside it, and `data` does not overlap it; the streaming stores get
-        // the 16-byte aligned addresses they need (`head` is the distance to
-        // the first one); SSE2 is part of x86-64. Then the bytes are initialised.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), dst, head);
-            let mut i = head;
-            while i < end {
-                let chunk = _mm_loadu_si128(data.as_ptr().add(i).cast::<__m128i>());
-                _mm_stream_si128(dst.add(i).cast::<__m128i>(), chunk);
-                i += 16;
-            }
-            std::ptr::copy_nonoverlapping(data.as_ptr().add(end), dst.add(end), data.len() - end);
-            block.set_len(len + data.len());
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    block.extend_from_slice(data);
-}
-
-/// Orders the streaming stores of [`append_streaming`] before every later
-/// store (the lock's release included), so whoever takes the lock next sees
-/// the bytes.
-fn fence() {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE is part of x86-64. (Newer compilers call this intrinsic safe.)
-    #[allow(unused_unsafe)]
-    unsafe {
-        std::arch::x86_64::_mm_sfence();
-    }
-}
-
 /// How much a session keeps for connection-state recovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Retain {
@@ -263,7 +211,6 @@ impl State {
     /// within `retain` (copied into the log; the frames are dropped here).
     fn keep(&mut self, written: &mut Vec<Frame>, retain: Retain) {
         let mut keep = false;
-        let mut kept = false;
         for frame in written.drain(..) {
             keep = match frame {
                 Frame::Stamped(..) => true,
@@ -272,11 +219,7 @@ impl State {
             };
             if keep {
                 self.sent.push(&frame);
-                kept = true;
             }
-        }
-        if kept {
-            fence();
         }
         while self.sent.packets > retain.max_packets || self.sent.bytes > retain.max_bytes {
             match self.sent.pop_packet() {

@@ -3,19 +3,15 @@
 // upstream. A long-polling client makes many requests through nginx and
 // keeps its one session, and relays to and from a peer on the other node.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ROOT, until } from "../lib/harness.mjs";
 import { startCluster } from "../lib/cluster.mjs";
-import { freePort } from "../lib/postgres.mjs";
+import { startNginx } from "../lib/nginx.mjs";
 import { startRedis } from "../lib/redis.mjs";
 import { tempDir } from "../ops/ops.mjs";
 import { clientPool, eventually, join, uniqueRoom, waitAny } from "../server/server.mjs";
-
-const NGINX = process.env.NGINX_BIN ?? "/usr/sbin/nginx";
 
 /** docs/nginx-cluster.conf with its three ports replaced, and nothing else. */
 function shippedBlock([a, b], listenPort) {
@@ -27,50 +23,6 @@ function shippedBlock([a, b], listenPort) {
     .replace("server 127.0.0.1:3001;", `server 127.0.0.1:${a};`)
     .replace("server 127.0.0.1:3002;", `server 127.0.0.1:${b};`)
     .replace("listen 80;", `listen 127.0.0.1:${listenPort};`);
-}
-
-async function startNginx(tmp, ports) {
-  const port = await freePort();
-  for (const d of ["body", "proxy", "fastcgi", "uwsgi", "scgi", "logs"]) mkdirSync(tmp.file(d), { recursive: true });
-  writeFileSync(tmp.file("cluster.conf"), shippedBlock(ports, port));
-  const user = process.getuid?.() === 0 ? "user root;" : "";
-  writeFileSync(
-    tmp.file("nginx.conf"),
-    `${user}
-worker_processes 1;
-pid ${tmp.file("nginx.pid")};
-error_log ${tmp.file("logs/error.log")} warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${tmp.file("body")};
-  proxy_temp_path ${tmp.file("proxy")};
-  fastcgi_temp_path ${tmp.file("fastcgi")};
-  uwsgi_temp_path ${tmp.file("uwsgi")};
-  scgi_temp_path ${tmp.file("scgi")};
-  include ${tmp.file("cluster.conf")};
-}
-`,
-  );
-  const proc = spawn(NGINX, ["-p", tmp.dir, "-e", tmp.file("logs/error.log"), "-c", tmp.file("nginx.conf"), "-g", "daemon off;"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  proc.stdout.on("data", (c) => (output += c));
-  proc.stderr.on("data", (c) => (output += c));
-  const exited = once(proc, "exit");
-  const url = `http://127.0.0.1:${port}`;
-  await eventually(async () => {
-    assert.equal(proc.exitCode, null, `nginx exited: ${output}`);
-    assert.equal((await fetch(`${url}/health`)).status, 200);
-  }, 15_000);
-  return {
-    url,
-    async stop() {
-      if (proc.exitCode === null) proc.kill("SIGQUIT");
-      await exited;
-    },
-  };
 }
 
 /** Which node (index) holds the Engine.IO session `sid`: the one that knows it. */
@@ -94,7 +46,8 @@ describe("cluster behind nginx ip_hash (docs/nginx-cluster.conf)", () => {
     redis = await startRedis();
     cluster = await startCluster(2, { redisUrl: redis.url });
     tmp = tempDir("nginx-cluster");
-    nginx = await startNginx(tmp, cluster.urls.map((u) => Number(new URL(u).port)));
+    const ports = cluster.urls.map((u) => Number(new URL(u).port));
+    nginx = await startNginx(tmp, (listen) => shippedBlock(ports, listen));
   });
   after(async () => {
     pool.closeAll();

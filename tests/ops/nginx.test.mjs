@@ -3,27 +3,15 @@
 // its two ports replaced), carries socket.io-client on websocket, polling
 // and polling→websocket upgrade.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import net from "node:net";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import { ROOT, modes, next } from "../lib/harness.mjs";
-import { clientPool, eventually, join, startSignaling, uniqueRoom } from "../server/server.mjs";
+import { clientPool, join, startSignaling, uniqueRoom } from "../server/server.mjs";
 import { requireBinary, tempDir } from "./ops.mjs";
+import { startNginx } from "../lib/nginx.mjs";
 
 requireBinary();
-
-const NGINX = process.env.NGINX_BIN ?? "/usr/sbin/nginx";
-
-async function freePort() {
-  const srv = net.createServer();
-  await new Promise((r) => srv.listen(0, "127.0.0.1", r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 /** docs/nginx.conf with the upstream and listen ports replaced, and nothing else. */
 function shippedBlock(upstreamPort, listenPort) {
@@ -34,59 +22,13 @@ function shippedBlock(upstreamPort, listenPort) {
     .replace("listen 80;", `listen 127.0.0.1:${listenPort};`);
 }
 
-async function startNginx(tmp, upstreamPort) {
-  const port = await freePort();
-  for (const d of ["body", "proxy", "fastcgi", "uwsgi", "scgi", "logs"]) mkdirSync(tmp.file(d), { recursive: true });
-  writeFileSync(tmp.file("rtcio.conf"), shippedBlock(upstreamPort, port));
-  const user = process.getuid?.() === 0 ? "user root;" : "";
-  writeFileSync(
-    tmp.file("nginx.conf"),
-    `${user}
-worker_processes 1;
-pid ${tmp.file("nginx.pid")};
-error_log ${tmp.file("logs/error.log")} warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${tmp.file("body")};
-  proxy_temp_path ${tmp.file("proxy")};
-  fastcgi_temp_path ${tmp.file("fastcgi")};
-  uwsgi_temp_path ${tmp.file("uwsgi")};
-  scgi_temp_path ${tmp.file("scgi")};
-  include ${tmp.file("rtcio.conf")};
-}
-`,
-  );
-  const proc = spawn(NGINX, ["-p", tmp.dir, "-e", tmp.file("logs/error.log"), "-c", tmp.file("nginx.conf"), "-g", "daemon off;"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  proc.stdout.on("data", (c) => (output += c));
-  proc.stderr.on("data", (c) => (output += c));
-  const exited = once(proc, "exit");
-  const url = `http://127.0.0.1:${port}`;
-  // Up once it proxies /health to the server.
-  await eventually(async () => {
-    assert.equal(proc.exitCode, null, `nginx exited: ${output}`);
-    const res = await fetch(`${url}/health`);
-    assert.equal(res.status, 200);
-  }, 15_000);
-  return {
-    url,
-    async stop() {
-      if (proc.exitCode === null) proc.kill("SIGQUIT");
-      await exited;
-    },
-  };
-}
-
 describe("behind nginx (docs/nginx.conf)", () => {
   const tmp = tempDir("nginx");
   let server;
   let nginx;
   before(async () => {
     server = await startSignaling();
-    nginx = await startNginx(tmp, new URL(server.url).port);
+    nginx = await startNginx(tmp, (listen) => shippedBlock(new URL(server.url).port, listen));
   });
   after(async () => {
     await nginx?.stop();

@@ -397,11 +397,20 @@ impl Writer {
         let result = if self.failed_at.is_some_and(|at| at.elapsed() < RETRY_AFTER) {
             Err("the database was unreachable a moment ago".to_owned())
         } else {
-            let write = self.store.insert(&batch.messages);
-            let result = match tokio::time::timeout(self.config.write_timeout, write).await {
-                Ok(result) => result.map_err(|e| e.to_string()),
-                Err(_) => Err("the write timed out".to_owned()),
-            };
+            let mut result = self.write(batch).await;
+            if matches!(result, Err((_, true))) {
+                // Another node of a cluster sharing the database issued the
+                // same id for this room: stamp the batch again past every id
+                // stored (nothing of it was stored, acked or fanned out yet).
+                if let Ok(last) = self.store.last_id().await {
+                    self.ids.bump(last.unwrap_or(0));
+                }
+                for message in &mut batch.messages {
+                    (message.id, message.at) = self.ids.next();
+                }
+                result = self.write(batch).await;
+            }
+            let result = result.map_err(|(e, _)| e);
             self.failed_at = result.is_err().then(Instant::now);
             result
         };
@@ -431,6 +440,16 @@ impl Writer {
                     refuse(&sender, ack, &e, "unavailable");
                 }
             }
+        }
+    }
+
+    /// One INSERT of the batch, within the write timeout; the error says
+    /// whether it was an id collision.
+    async fn write(&self, batch: &Batch) -> Result<(), (String, bool)> {
+        let write = self.store.insert(&batch.messages);
+        match tokio::time::timeout(self.config.write_timeout, write).await {
+            Ok(result) => result.map_err(|e| (e.to_string(), e.conflict)),
+            Err(_) => Err(("the write timed out".to_owned(), false)),
         }
     }
 

@@ -119,11 +119,25 @@ pub struct Retention {
 /// Why a store operation failed. The text is the database driver's, which
 /// never contains the connection URL or its password.
 #[derive(Debug)]
-pub struct StoreError(pub String);
+pub struct StoreError {
+    pub message: String,
+    /// A write collided with a row already stored (an id another node of a
+    /// cluster issued too): the same messages under new ids may succeed.
+    pub conflict: bool,
+}
+
+impl StoreError {
+    pub fn new(message: impl Into<String>) -> Self {
+        StoreError {
+            message: message.into(),
+            conflict: false,
+        }
+    }
+}
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -131,13 +145,19 @@ impl std::error::Error for StoreError {}
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError(e.to_string())
+        let conflict = e
+            .as_database_error()
+            .is_some_and(|d| d.is_unique_violation());
+        StoreError {
+            message: e.to_string(),
+            conflict,
+        }
     }
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
-        StoreError(format!("migration failed: {e}"))
+        StoreError::new(format!("migration failed: {e}"))
     }
 }
 
@@ -195,7 +215,7 @@ impl SqlStore {
     pub fn open(url: &str) -> Result<SqlStore, StoreError> {
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
-                .map_err(|e| StoreError(format!("bad SQLite database URL: {e}")))?
+                .map_err(|e| StoreError::new(format!("bad SQLite database URL: {e}")))?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
@@ -213,8 +233,8 @@ impl SqlStore {
             )
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url).map_err(|_| {
-                StoreError(
-                    "bad PostgreSQL database URL (postgres://user:password@host:port/db)".into(),
+                StoreError::new(
+                    "bad PostgreSQL database URL (postgres://user:password@host:port/db)",
                 )
             })?;
             Pool::Postgres(
@@ -225,8 +245,8 @@ impl SqlStore {
                     .connect_lazy_with(options),
             )
         } else {
-            return Err(StoreError(
-                "the database URL must start with sqlite: or postgres://".into(),
+            return Err(StoreError::new(
+                "the database URL must start with sqlite: or postgres://",
             ));
         };
         Ok(SqlStore {
@@ -464,11 +484,13 @@ mod tests {
             [3, 4]
         );
         assert_eq!(store.last_id().await.unwrap(), Some(9));
-        // A duplicate id fails the whole batch.
-        assert!(store
+        // A duplicate id fails the whole batch, and says it was a collision
+        // (the chat writer then stamps the batch again).
+        let e = store
             .insert(&[message("r", 6), message("r", 5)])
             .await
-            .is_err());
+            .expect_err("id 5 is taken");
+        assert!(e.conflict, "{e}");
         assert_eq!(
             ids(store.recent(q(None, None, 10)).await.unwrap()),
             [1, 2, 3, 4, 5]

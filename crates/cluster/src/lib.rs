@@ -85,6 +85,12 @@ pub(crate) struct Shared {
     pub(crate) adapters: RwLock<HashMap<String, Arc<ClusterAdapter>>>,
     /// Nodes declared dead (so the departure is reported once).
     pub(crate) dead: Mutex<HashSet<String>>,
+    /// Nodes that announced they are stopping, with when their goodbye is
+    /// due: not declared dead before then.
+    pub(crate) leaving: Mutex<HashMap<String, Instant>>,
+    /// Held while a heartbeat is on its way; the goodbye takes it for good
+    /// (no heartbeat re-sets the liveness key after the goodbye removed it).
+    pub(crate) beating: tokio::sync::Mutex<bool>,
     reconnect_hooks: RwLock<Vec<ReconnectHook>>,
     pub(crate) dead_hooks: RwLock<Vec<NodeHook>>,
     custom: RwLock<HashMap<String, CustomHook>>,
@@ -124,6 +130,8 @@ impl Cluster {
             up_since: Mutex::new(None),
             adapters: RwLock::new(HashMap::new()),
             dead: Mutex::new(HashSet::new()),
+            leaving: Mutex::new(HashMap::new()),
+            beating: tokio::sync::Mutex::new(true),
             reconnect_hooks: RwLock::new(Vec::new()),
             dead_hooks: RwLock::new(Vec::new()),
             custom: RwLock::new(HashMap::new()),
@@ -279,12 +287,32 @@ impl Cluster {
         self.shared.known_nodes().into_iter().collect()
     }
 
+    /// Tells the others this node is stopping and will say goodbye within
+    /// `within` (call it before closing the sockets): meanwhile they do not
+    /// take a late liveness refresh for a death.
+    pub fn leaving(&self, within: Duration) {
+        let s = &self.shared;
+        s.bus.send_always(Op::Publish(
+            s.keys.bus(),
+            bus::encode(
+                &Header::Leaving {
+                    n: s.node.as_str().to_owned(),
+                    ms: within.as_millis().min(u64::MAX as u128) as u64,
+                },
+                &[],
+            ),
+        ));
+    }
+
     /// Leaves the cluster cleanly (after the sockets were closed, so their
     /// departures were announced): removes this node's keys and tells the
     /// others. Waits at most `wait` for Redis.
     pub async fn goodbye(&self, wait: Duration) {
         let s = &self.shared;
         let me = s.node.as_str();
+        if let Ok(mut beating) = tokio::time::timeout(wait, s.beating.lock()).await {
+            *beating = false;
+        }
         for cmd in [
             redis::cmd("DEL").arg(s.keys.node(me)).clone(),
             redis::cmd("DEL").arg(s.keys.sockets(me)).clone(),
@@ -414,10 +442,28 @@ impl Shared {
                     }
                 }
             }
+            Header::Leaving { n, ms } => {
+                if n != me {
+                    let due = Instant::now() + Duration::from_millis(ms);
+                    self.leaving
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(n, due);
+                }
+            }
             Header::Goodbye { n } => {
                 if n != me {
+                    self.leaving
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&n);
                     for adapter in self.adapters() {
-                        adapter.drop_node(&n);
+                        // Sockets whose own departure did not arrive (a full
+                        // queue): reported now, as for a dead node.
+                        let left = adapter.drop_node(&n);
+                        if !left.is_empty() {
+                            adapter.report_departures(left);
+                        }
                     }
                 }
             }
@@ -464,6 +510,17 @@ impl Shared {
         }
         self.alive(n);
         self.adapter(ns)
+    }
+
+    /// Whether node `n` announced it is stopping and its goodbye is not yet overdue.
+    pub(crate) fn is_leaving(&self, n: &str) -> bool {
+        let mut leaving = self.leaving.lock().unwrap_or_else(|e| e.into_inner());
+        if leaving.is_empty() {
+            return false;
+        }
+        let now = Instant::now();
+        leaving.retain(|_, due| *due > now);
+        leaving.contains_key(n)
     }
 
     /// A node that speaks is not dead (it may have been cut off from Redis).
@@ -547,5 +604,40 @@ async fn subscriber(shared: std::sync::Weak<Shared>) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stopping_node_is_not_dead_until_its_goodbye_or_its_deadline() {
+        // Nothing listens there: the connections are made lazily and fail.
+        let cluster = Cluster::start("redis://127.0.0.1:1", ClusterOptions::default()).unwrap();
+        let s = &cluster.shared;
+        let say = |h: Header| s.handle(&s.keys.bus(), &bus::encode(&h, &[]));
+        assert!(!s.is_leaving("other"));
+        say(Header::Leaving {
+            n: "other".into(),
+            ms: 60_000,
+        });
+        say(Header::Leaving {
+            n: "brief".into(),
+            ms: 0,
+        });
+        assert!(s.is_leaving("other"));
+        assert!(
+            !s.is_leaving("brief"),
+            "past its deadline it may be declared dead"
+        );
+        say(Header::Goodbye { n: "other".into() });
+        assert!(!s.is_leaving("other"));
+        // A node's own announcement is not about another node.
+        say(Header::Leaving {
+            n: s.node.as_str().to_owned(),
+            ms: 60_000,
+        });
+        assert!(!s.is_leaving(s.node.as_str()));
     }
 }

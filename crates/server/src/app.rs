@@ -25,7 +25,7 @@ pub fn build(settings: &Settings) -> Result<(Server, Router), String> {
         // Recovery sessions every node can reach: a client is recovered on
         // whichever node it reconnects to.
         if let Some(limits) = config_recovery {
-            let sessions = rtcio_cluster::recovery::sessions(&cluster, limits);
+            let sessions = rtcio_cluster::recovery::sessions(cluster, limits);
             signaling.recovery_store(sessions.store(ns));
         }
         // A dead node's sockets: peer-left at once, user-disconnected after the

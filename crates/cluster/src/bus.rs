@@ -25,9 +25,11 @@ const BATCH: usize = 512;
 /// Most messages waiting for the publisher connection. A node whose Redis
 /// is slower than its traffic drops what comes past this (one warning per
 /// episode, counted in [`Bus::dropped`]) instead of growing without limit,
-/// as while Redis is down. About 50 MB of relays of 500 bytes; a node
-/// closing 16,000 sockets at once queues about 3 messages each.
-pub const QUEUE_BOUND: usize = 100_000;
+/// as while Redis is down. About 200 MB of relays of 500 bytes; a node
+/// closing 16,667 sockets in rooms of 4 spread over 6 nodes queues about 9
+/// messages each (departure, leave, and the peers' notices to 3 nodes):
+/// 150,000 at once.
+pub const QUEUE_BOUND: usize = 400_000;
 
 /// Something for the publisher connection.
 pub enum Op {

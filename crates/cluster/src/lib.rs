@@ -65,6 +65,11 @@ impl Default for ClusterOptions {
     }
 }
 
+/// How long `rtcio:leaving:{node}` outlives a node's goodbye (so that a
+/// survivor whose subscriber lags reads the goodbye before it may take the
+/// missing liveness key for a death).
+const LEAVING_AFTER_GOODBYE: Duration = Duration::from_secs(10);
+
 /// A node's membership of the cluster. Cheap to clone.
 #[derive(Clone)]
 pub struct Cluster {
@@ -290,14 +295,29 @@ impl Cluster {
     /// Tells the others this node is stopping and will say goodbye within
     /// `within` (call it before closing the sockets): meanwhile they do not
     /// take a late liveness refresh for a death.
-    pub fn leaving(&self, within: Duration) {
+    pub async fn leaving(&self, within: Duration) {
         let s = &self.shared;
+        let ms = within.as_millis().min(u64::MAX as u128) as u64;
+        // In Redis too, straight on the command connection: a survivor's
+        // liveness check reads Redis, and may do so before its subscriber
+        // has read the announcement (or after it lost it).
+        let mut conn = s.commands.clone();
+        let mark = redis::cmd("SET")
+            .arg(s.keys.leaving(s.node.as_str()))
+            .arg(1)
+            .arg("PX")
+            .arg(ms.max(1))
+            .clone();
+        let set = mark.query_async::<()>(&mut conn);
+        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(1), set).await {
+            tracing::debug!(kind = ?e.kind(), "could not mark this node as leaving");
+        }
         s.bus.send_always(Op::Publish(
             s.keys.bus(),
             bus::encode(
                 &Header::Leaving {
                     n: s.node.as_str().to_owned(),
-                    ms: within.as_millis().min(u64::MAX as u128) as u64,
+                    ms,
                 },
                 &[],
             ),
@@ -317,13 +337,18 @@ impl Cluster {
             redis::cmd("DEL").arg(s.keys.node(me)).clone(),
             redis::cmd("DEL").arg(s.keys.sockets(me)).clone(),
             redis::cmd("SREM").arg(s.keys.nodes()).arg(me).clone(),
+            // Kept a little for the others to read the goodbye first.
+            redis::cmd("PEXPIRE")
+                .arg(s.keys.leaving(me))
+                .arg(LEAVING_AFTER_GOODBYE.as_millis() as u64)
+                .clone(),
         ] {
-            s.bus.send(Op::Cmd(cmd));
+            s.bus.send_always(Op::Cmd(cmd));
         }
-        s.bus.publish(
+        s.bus.send_always(Op::Publish(
             s.keys.bus(),
             bus::encode(&Header::Goodbye { n: me.to_owned() }, &[]),
-        );
+        ));
         let _ = tokio::time::timeout(wait, s.bus.flush()).await;
     }
 }

@@ -120,16 +120,19 @@ async fn check(s: &Arc<Shared>) -> redis::RedisResult<()> {
     let candidates: Vec<String> = candidates.into_iter().collect();
     let mut pipe = redis::pipe();
     for node in &candidates {
-        pipe.cmd("EXISTS").arg(s.keys.node(node));
+        // Alive, or stopping (its goodbye is due).
+        pipe.cmd("EXISTS")
+            .arg(s.keys.node(node))
+            .arg(s.keys.leaving(node));
     }
-    let alive: Vec<bool> = pipe.query_async(&mut conn).await?;
+    let alive: Vec<i64> = pipe.query_async(&mut conn).await?;
     // Redis may have gone away while we asked: only a live connection's
     // answer counts.
     if !s.bus.is_up() {
         return Ok(());
     }
     for (node, alive) in candidates.into_iter().zip(alive) {
-        if !alive {
+        if alive == 0 {
             declare_dead(s, &node).await;
         }
     }

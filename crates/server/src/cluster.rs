@@ -63,9 +63,11 @@ const GOODBYE_WAIT: Duration = Duration::from_secs(5);
 /// SIGTERM, before the drain): they wait for its goodbye, due within
 /// `drain_delay` + `close_grace` + the goodbye's own wait (+ 5 s margin),
 /// instead of taking a late liveness refresh for a death.
-pub fn leaving(drain_delay: Duration, close_grace: Duration) {
+pub async fn leaving(drain_delay: Duration, close_grace: Duration) {
     if let Some(cluster) = CLUSTER.get() {
-        cluster.leaving(drain_delay + close_grace + GOODBYE_WAIT + Duration::from_secs(5));
+        cluster
+            .leaving(drain_delay + close_grace + GOODBYE_WAIT + Duration::from_secs(5))
+            .await;
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 use crate::sio::{self, classify, Conn, Incoming};
 use crate::stats::{self, Better, CpuWindow, Report, SharedHist};
-use crate::{join_room, parse_duration, Ctx};
+use crate::{join_room, parse_duration, wait_event, Ctx};
 
 #[derive(Args)]
 pub struct RelayArgs {
@@ -353,6 +353,11 @@ pub async fn run(ctx: &Ctx, args: &RelayArgs) -> Result<Report, String> {
             let mut r = target.connect_to(receiver_node).await?;
             join_room(&mut s, &room, &format!("s{i}")).await?;
             join_room(&mut r, &room, &format!("r{i}")).await?;
+            // The sender starts once it was told of the receiver, as a real
+            // client would: in a cluster the receiver's join-ok may reach
+            // the generator before its membership reaches the sender's node
+            // (the `user-connected` never does).
+            wait_event(&mut s, "user-connected").await?;
             Ok::<_, String>((i, s, r))
         });
     }

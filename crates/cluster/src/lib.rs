@@ -65,6 +65,11 @@ impl Default for ClusterOptions {
     }
 }
 
+/// How long `rtcio:leaving:{node}` outlives a node's goodbye (so that a
+/// survivor whose subscriber lags reads the goodbye before it may take the
+/// missing liveness key for a death).
+const LEAVING_AFTER_GOODBYE: Duration = Duration::from_secs(10);
+
 /// A node's membership of the cluster. Cheap to clone.
 #[derive(Clone)]
 pub struct Cluster {
@@ -85,6 +90,12 @@ pub(crate) struct Shared {
     pub(crate) adapters: RwLock<HashMap<String, Arc<ClusterAdapter>>>,
     /// Nodes declared dead (so the departure is reported once).
     pub(crate) dead: Mutex<HashSet<String>>,
+    /// Nodes that announced they are stopping, with when their goodbye is
+    /// due: not declared dead before then.
+    pub(crate) leaving: Mutex<HashMap<String, Instant>>,
+    /// Held while a heartbeat is on its way; the goodbye takes it for good
+    /// (no heartbeat re-sets the liveness key after the goodbye removed it).
+    pub(crate) beating: tokio::sync::Mutex<bool>,
     reconnect_hooks: RwLock<Vec<ReconnectHook>>,
     pub(crate) dead_hooks: RwLock<Vec<NodeHook>>,
     custom: RwLock<HashMap<String, CustomHook>>,
@@ -124,6 +135,8 @@ impl Cluster {
             up_since: Mutex::new(None),
             adapters: RwLock::new(HashMap::new()),
             dead: Mutex::new(HashSet::new()),
+            leaving: Mutex::new(HashMap::new()),
+            beating: tokio::sync::Mutex::new(true),
             reconnect_hooks: RwLock::new(Vec::new()),
             dead_hooks: RwLock::new(Vec::new()),
             custom: RwLock::new(HashMap::new()),
@@ -279,23 +292,63 @@ impl Cluster {
         self.shared.known_nodes().into_iter().collect()
     }
 
+    /// Tells the others this node is stopping and will say goodbye within
+    /// `within` (call it before closing the sockets): meanwhile they do not
+    /// take a late liveness refresh for a death.
+    pub async fn leaving(&self, within: Duration) {
+        let s = &self.shared;
+        let ms = within.as_millis().min(u64::MAX as u128) as u64;
+        // In Redis too, straight on the command connection: a survivor's
+        // liveness check reads Redis, and may do so before its subscriber
+        // has read the announcement (or after it lost it).
+        let mut conn = s.commands.clone();
+        let mark = redis::cmd("SET")
+            .arg(s.keys.leaving(s.node.as_str()))
+            .arg(1)
+            .arg("PX")
+            .arg(ms.max(1))
+            .clone();
+        let set = mark.query_async::<()>(&mut conn);
+        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(1), set).await {
+            tracing::debug!(kind = ?e.kind(), "could not mark this node as leaving");
+        }
+        s.bus.send_always(Op::Publish(
+            s.keys.bus(),
+            bus::encode(
+                &Header::Leaving {
+                    n: s.node.as_str().to_owned(),
+                    ms,
+                },
+                &[],
+            ),
+        ));
+    }
+
     /// Leaves the cluster cleanly (after the sockets were closed, so their
     /// departures were announced): removes this node's keys and tells the
     /// others. Waits at most `wait` for Redis.
     pub async fn goodbye(&self, wait: Duration) {
         let s = &self.shared;
         let me = s.node.as_str();
+        if let Ok(mut beating) = tokio::time::timeout(wait, s.beating.lock()).await {
+            *beating = false;
+        }
         for cmd in [
             redis::cmd("DEL").arg(s.keys.node(me)).clone(),
             redis::cmd("DEL").arg(s.keys.sockets(me)).clone(),
             redis::cmd("SREM").arg(s.keys.nodes()).arg(me).clone(),
+            // Kept a little for the others to read the goodbye first.
+            redis::cmd("PEXPIRE")
+                .arg(s.keys.leaving(me))
+                .arg(LEAVING_AFTER_GOODBYE.as_millis() as u64)
+                .clone(),
         ] {
-            s.bus.send(Op::Cmd(cmd));
+            s.bus.send_always(Op::Cmd(cmd));
         }
-        s.bus.publish(
+        s.bus.send_always(Op::Publish(
             s.keys.bus(),
             bus::encode(&Header::Goodbye { n: me.to_owned() }, &[]),
-        );
+        ));
         let _ = tokio::time::timeout(wait, s.bus.flush()).await;
     }
 }
@@ -414,10 +467,28 @@ impl Shared {
                     }
                 }
             }
+            Header::Leaving { n, ms } => {
+                if n != me {
+                    let due = Instant::now() + Duration::from_millis(ms);
+                    self.leaving
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(n, due);
+                }
+            }
             Header::Goodbye { n } => {
                 if n != me {
+                    self.leaving
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&n);
                     for adapter in self.adapters() {
-                        adapter.drop_node(&n);
+                        // Sockets whose own departure did not arrive (a full
+                        // queue): reported now, as for a dead node.
+                        let left = adapter.drop_node(&n);
+                        if !left.is_empty() {
+                            adapter.report_departures(left);
+                        }
                     }
                 }
             }
@@ -464,6 +535,17 @@ impl Shared {
         }
         self.alive(n);
         self.adapter(ns)
+    }
+
+    /// Whether node `n` announced it is stopping and its goodbye is not yet overdue.
+    pub(crate) fn is_leaving(&self, n: &str) -> bool {
+        let mut leaving = self.leaving.lock().unwrap_or_else(|e| e.into_inner());
+        if leaving.is_empty() {
+            return false;
+        }
+        let now = Instant::now();
+        leaving.retain(|_, due| *due > now);
+        leaving.contains_key(n)
     }
 
     /// A node that speaks is not dead (it may have been cut off from Redis).
@@ -547,5 +629,40 @@ async fn subscriber(shared: std::sync::Weak<Shared>) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stopping_node_is_not_dead_until_its_goodbye_or_its_deadline() {
+        // Nothing listens there: the connections are made lazily and fail.
+        let cluster = Cluster::start("redis://127.0.0.1:1", ClusterOptions::default()).unwrap();
+        let s = &cluster.shared;
+        let say = |h: Header| s.handle(&s.keys.bus(), &bus::encode(&h, &[]));
+        assert!(!s.is_leaving("other"));
+        say(Header::Leaving {
+            n: "other".into(),
+            ms: 60_000,
+        });
+        say(Header::Leaving {
+            n: "brief".into(),
+            ms: 0,
+        });
+        assert!(s.is_leaving("other"));
+        assert!(
+            !s.is_leaving("brief"),
+            "past its deadline it may be declared dead"
+        );
+        say(Header::Goodbye { n: "other".into() });
+        assert!(!s.is_leaving("other"));
+        // A node's own announcement is not about another node.
+        say(Header::Leaving {
+            n: s.node.as_str().to_owned(),
+            ms: 60_000,
+        });
+        assert!(!s.is_leaving(s.node.as_str()));
     }
 }

@@ -37,6 +37,35 @@ pub(crate) fn heartbeat_ops(s: &Shared, always: bool) {
     }
 }
 
+/// The periodic heartbeat, straight on the command connection rather than
+/// behind the publisher queue: a node busy sending (closing thousands of
+/// sockets, a slow Redis) still refreshes its key on time.
+async fn beat(s: &Shared) {
+    let beating = s.beating.lock().await;
+    if !*beating {
+        return;
+    }
+    let me = s.node.as_str();
+    let ttl = s.opts.ttl.as_millis().max(1) as u64;
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET")
+        .arg(s.keys.node(me))
+        .arg(1)
+        .arg("PX")
+        .arg(ttl)
+        .ignore()
+        .cmd("SADD")
+        .arg(s.keys.nodes())
+        .arg(me)
+        .ignore();
+    let mut conn = s.commands.clone();
+    let sent = tokio::time::timeout(s.opts.heartbeat, pipe.query_async::<()>(&mut conn)).await;
+    if let Ok(Err(e)) = sent {
+        tracing::debug!(kind = ?e.kind(), "heartbeat failed");
+    }
+    drop(beating);
+}
+
 /// The heartbeat and the liveness checks, every `heartbeat`.
 pub(crate) async fn run(shared: Weak<Shared>) {
     let period = match shared.upgrade() {
@@ -53,7 +82,7 @@ pub(crate) async fn run(shared: Weak<Shared>) {
         if !s.bus.is_up() {
             continue;
         }
-        heartbeat_ops(&s, false);
+        beat(&s).await;
         let settled = s
             .up_since
             .lock()
@@ -82,22 +111,28 @@ async fn check(s: &Arc<Shared>) -> redis::RedisResult<()> {
         let dead = s.dead.lock().unwrap_or_else(|e| e.into_inner());
         candidates.retain(|n| !dead.contains(n));
     }
+    // A stopping node may be slow to refresh its key while it closes its
+    // sockets: its goodbye (or its deadline) decides.
+    candidates.retain(|n| !s.is_leaving(n));
     if candidates.is_empty() {
         return Ok(());
     }
     let candidates: Vec<String> = candidates.into_iter().collect();
     let mut pipe = redis::pipe();
     for node in &candidates {
-        pipe.cmd("EXISTS").arg(s.keys.node(node));
+        // Alive, or stopping (its goodbye is due).
+        pipe.cmd("EXISTS")
+            .arg(s.keys.node(node))
+            .arg(s.keys.leaving(node));
     }
-    let alive: Vec<bool> = pipe.query_async(&mut conn).await?;
+    let alive: Vec<i64> = pipe.query_async(&mut conn).await?;
     // Redis may have gone away while we asked: only a live connection's
     // answer counts.
     if !s.bus.is_up() {
         return Ok(());
     }
     for (node, alive) in candidates.into_iter().zip(alive) {
-        if !alive {
+        if alive == 0 {
             declare_dead(s, &node).await;
         }
     }

@@ -69,6 +69,11 @@ impl Keys {
     pub fn reaper(&self, node: &str) -> String {
         format!("{}:reaper:{node}", self.prefix)
     }
+    /// `rtcio:leaving:{node}`: set (with an expiry) by a node that is
+    /// stopping; while it exists the node is not declared dead.
+    pub fn leaving(&self, node: &str) -> String {
+        format!("{}:leaving:{node}", self.prefix)
+    }
     /// `rtcio:bus`: membership changes and node announcements, to every node.
     pub fn bus(&self) -> String {
         format!("{}:bus", self.prefix)
@@ -101,5 +106,6 @@ mod tests {
         assert_eq!(k.room("/", "r"), "rtcio:room:/:r");
         assert_eq!(k.bus(), "rtcio:bus");
         assert_eq!(k.to("n1"), "rtcio:to:n1");
+        assert_eq!(k.leaving("n1"), "rtcio:leaving:n1");
     }
 }

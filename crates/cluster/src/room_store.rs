@@ -23,7 +23,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -38,6 +38,26 @@ use tokio::sync::{mpsc, oneshot};
 const JOIN: &str = include_str!("lua/join.lua");
 const LEAVE: &str = include_str!("lua/leave.lua");
 const UPDATE: &str = include_str!("lua/update.lua");
+
+/// The scripts' SHA-1s (EVALSHA), in the order of [`SCRIPTS`].
+static HASHES: LazyLock<[String; 3]> =
+    LazyLock::new(|| SCRIPTS.map(|text| redis::Script::new(text).get_hash().to_owned()));
+/// Every script the writer runs by EVALSHA (loaded on each new connection).
+const SCRIPTS: [&str; 3] = [JOIN, LEAVE, UPDATE];
+
+/// `EVALSHA` of script `which` (an index in [`SCRIPTS`]), or `EVAL` with its
+/// text when `inline` (outside the writer, which alone loads the scripts).
+fn script(which: usize, inline: bool) -> Cmd {
+    if inline {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(SCRIPTS[which]);
+        cmd
+    } else {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(HASHES[which].as_str());
+        cmd
+    }
+}
 
 /// How long a room hash and a password outlive their last join (GC).
 pub const ROOM_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -109,7 +129,8 @@ pub fn password_key(prefix: &str, ns: &str, room: &str) -> String {
 /// password when the room is left empty. For the reaper of a dead node,
 /// instead of a plain `HDEL`.
 pub fn reap_member(prefix: &str, ns: &str, room: &str, sid: &str, node: &str) -> Cmd {
-    leave_cmd(prefix, ns, &[Room::from(room)], sid, false, node)
+    // Sent on another connection than the writer's: with the script's text.
+    leave_cmd_with(prefix, ns, &[Room::from(room)], sid, false, node, true)
 }
 
 /// `salt:sha256(salt ‖ password)`, hex.
@@ -291,9 +312,8 @@ fn join_cmd(
     cap: usize,
     mode: &str,
 ) -> Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(JOIN)
-        .arg(2)
+    let mut cmd = script(0, false);
+    cmd.arg(2)
         .arg(room_key(prefix, ns, room))
         .arg(password_key(prefix, ns, room))
         .arg(sid.as_str())
@@ -308,8 +328,21 @@ fn join_cmd(
 /// The leave script: `sid` ("" for none) out of `rooms` while its entries
 /// name `node`, their passwords dropped when they are left empty unless `keep`.
 fn leave_cmd(prefix: &str, ns: &str, rooms: &[Room], sid: &str, keep: bool, node: &str) -> Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(LEAVE).arg(rooms.len() * 2);
+    leave_cmd_with(prefix, ns, rooms, sid, keep, node, false)
+}
+
+/// [`leave_cmd`], by `EVAL` when `inline`.
+fn leave_cmd_with(
+    prefix: &str,
+    ns: &str,
+    rooms: &[Room],
+    sid: &str,
+    keep: bool,
+    node: &str,
+    inline: bool,
+) -> Cmd {
+    let mut cmd = script(1, inline);
+    cmd.arg(rooms.len() * 2);
     for room in rooms {
         cmd.arg(room_key(prefix, ns, room))
             .arg(password_key(prefix, ns, room));
@@ -341,6 +374,10 @@ async fn write(mut conn: ConnectionManager, mut rx: mpsc::Receiver<Op>, timeout:
     let mut batch: Vec<Op> = Vec::new();
     let mut backlog: VecDeque<Cmd> = VecDeque::new();
     let mut overflowed = false;
+    // Whether the scripts were loaded on this connection (the first batch
+    // after a start or a failure loads them first, so EVALSHA never runs
+    // ahead of its script and the order of the writes holds).
+    let mut loaded = false;
     loop {
         if backlog.is_empty() {
             match rx.recv().await {
@@ -367,19 +404,15 @@ async fn write(mut conn: ConnectionManager, mut rx: mpsc::Receiver<Op>, timeout:
             }
         }
         let replayed: Vec<Cmd> = backlog.drain(..).collect();
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for cmd in &replayed {
-            pipe.add_command(cmd.clone());
-        }
-        for op in &batch {
-            for cmd in &op.cmds {
-                pipe.add_command(cmd.clone());
-            }
-        }
-        let sent = tokio::time::timeout(timeout, pipe.query_async::<Vec<Value>>(&mut conn)).await;
+        let all: Vec<&Cmd> = replayed
+            .iter()
+            .chain(batch.iter().flat_map(|op| op.cmds.iter()))
+            .collect();
+        let sent = tokio::time::timeout(timeout, run(&mut conn, &all, !loaded)).await;
+        drop(all);
         match sent {
             Ok(Ok(replies)) if replies.len() == count => {
+                loaded = true;
                 if down {
                     down = false;
                     tracing::info!("room store: Redis is reachable again");
@@ -393,6 +426,8 @@ async fn write(mut conn: ConnectionManager, mut rx: mpsc::Receiver<Op>, timeout:
                 }
             }
             other => {
+                // Perhaps another connection, to another Redis: load again.
+                loaded = false;
                 if !down {
                     down = true;
                     let why = match other {
@@ -420,6 +455,55 @@ async fn write(mut conn: ConnectionManager, mut rx: mpsc::Receiver<Op>, timeout:
             }
         }
     }
+}
+
+/// Sends `cmds` as one pipeline, after a `SCRIPT LOAD` of every script when
+/// `preload`. Commands answered `NOSCRIPT` (the script cache was emptied
+/// under a live connection: `SCRIPT FLUSH`, a failover) did not run: they
+/// are sent again, in their order, after a `SCRIPT LOAD`, and their replies
+/// take their places.
+async fn run(
+    conn: &mut ConnectionManager,
+    cmds: &[&Cmd],
+    preload: bool,
+) -> redis::RedisResult<Vec<Value>> {
+    let mut replies = pipeline(conn, cmds, preload).await?;
+    let missing: Vec<usize> = replies
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| matches!(v, Value::ServerError(e) if e.code() == "NOSCRIPT"))
+        .map(|(i, _)| i)
+        .collect();
+    if !missing.is_empty() {
+        tracing::debug!(
+            commands = missing.len(),
+            "room store: Redis lost its scripts; loaded again"
+        );
+        let again: Vec<&Cmd> = missing.iter().map(|&i| cmds[i]).collect();
+        let second = pipeline(conn, &again, true).await?;
+        for (i, reply) in missing.into_iter().zip(second) {
+            replies[i] = reply;
+        }
+    }
+    Ok(replies)
+}
+
+async fn pipeline(
+    conn: &mut ConnectionManager,
+    cmds: &[&Cmd],
+    preload: bool,
+) -> redis::RedisResult<Vec<Value>> {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    if preload {
+        for text in SCRIPTS {
+            pipe.cmd("SCRIPT").arg("LOAD").arg(text).ignore();
+        }
+    }
+    for cmd in cmds {
+        pipe.add_command((*cmd).clone());
+    }
+    pipe.query_async::<Vec<Value>>(conn).await
 }
 
 trait KindName {
@@ -596,8 +680,8 @@ impl RoomStore for RedisRoomStore {
         if rooms.is_empty() {
             return;
         }
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(UPDATE).arg(rooms.len());
+        let mut cmd = script(2, false);
+        cmd.arg(rooms.len());
         for room in rooms {
             cmd.arg(room_key(&self.prefix, ns, room));
         }

@@ -437,3 +437,45 @@ async fn reaping_a_dead_node_spares_members_recovered_elsewhere() {
     let exists: i64 = cmd(&mut conn, &["EXISTS", &password_key("rtcio", "/", "reap")]).await;
     assert_eq!(exists, 0);
 }
+
+#[tokio::test]
+async fn scripts_run_by_hash_and_a_flushed_script_cache_loses_no_write() {
+    let redis = Redis::start();
+    let a = redis.node("a").await;
+    for n in 1..=3 {
+        a.join("/", "sha", sid(n), &peer(&format!("p{n}")), 0, None)
+            .get()
+            .await
+            .expect("joined");
+    }
+    let mut conn = redis.conn().await;
+    let stats: String = cmd(&mut conn, &["INFO", "commandstats"]).await;
+    assert!(
+        stats.contains("cmdstat_evalsha:calls=3,"),
+        "joins by EVALSHA: {stats}"
+    );
+    assert!(
+        !stats.contains("cmdstat_eval:"),
+        "no script text per join: {stats}"
+    );
+    // The cache emptied under the live connection: the next writes still
+    // land, in order (a leave after a join of the same socket).
+    let _: () = cmd(&mut conn, &["SCRIPT", "FLUSH"]).await;
+    let fourth = a
+        .join("/", "sha", sid(4), &peer("p4"), 0, None)
+        .get()
+        .await
+        .expect("joined after SCRIPT FLUSH");
+    assert_eq!(fourth.len(), 3);
+    // Writes nobody waits for, after another flush.
+    let _: () = cmd(&mut conn, &["SCRIPT", "FLUSH"]).await;
+    let mut muted = peer("p2");
+    muted.media = Some((false, true));
+    a.update_peer("/", &[Room::from("sha")], sid(2), &muted);
+    a.leave("/", &[Room::from("sha")], sid(1), false);
+    flushed(&a).await;
+    let members = a.members("/", "sha").get().await.expect("members");
+    let ids: Vec<Sid> = members.iter().map(|(s, _)| *s).collect();
+    assert_eq!(ids, vec![sid(2), sid(3), sid(4)]);
+    assert_eq!(members[0].1.media, Some((false, true)));
+}

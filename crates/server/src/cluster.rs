@@ -56,10 +56,25 @@ impl ClusterSettings {
     }
 }
 
+/// Longest wait for the goodbye to reach Redis at shutdown.
+const GOODBYE_WAIT: Duration = Duration::from_secs(5);
+
+/// Tells the other nodes this one is stopping, if it is in a cluster (at
+/// SIGTERM, before the drain): they wait for its goodbye, due within
+/// `drain_delay` + `close_grace` + the goodbye's own wait (+ 5 s margin),
+/// instead of taking a late liveness refresh for a death.
+pub async fn leaving(drain_delay: Duration, close_grace: Duration) {
+    if let Some(cluster) = CLUSTER.get() {
+        cluster
+            .leaving(drain_delay + close_grace + GOODBYE_WAIT + Duration::from_secs(5))
+            .await;
+    }
+}
+
 /// Leaves the cluster cleanly, if this process is in one (after its sessions closed).
 pub async fn goodbye() {
     if let Some(cluster) = CLUSTER.get() {
-        cluster.goodbye(Duration::from_secs(2)).await;
+        cluster.goodbye(GOODBYE_WAIT).await;
     }
 }
 

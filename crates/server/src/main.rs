@@ -107,6 +107,7 @@ async fn main() -> ExitCode {
     let stop = async move {
         shutdown::signal().await;
         readiness::global().start_draining();
+        cluster::leaving(drain_delay, shutdown::GRACE).await;
         tracing::info!(?drain_delay, "shutting down: draining (/ready answers 503)");
         tokio::time::sleep(drain_delay).await;
         tracing::info!("closing every session");

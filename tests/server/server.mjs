@@ -292,20 +292,23 @@ export async function startProxy(targetUrl) {
  * The contract's three-client scenario: A and B join room R, C joins late.
  * Asserts exactly which events, with which payloads and in which order, each
  * client receives, and that nobody gets a self user-connected or init-offer.
- * `peer()` connects a client (`clientPool().connect`).
+ * `peer()` connects a client (`clientPool().connect`). `settle(joiner,
+ * ...others)` runs after each join, before the logs are read: a round trip
+ * per client by default, which is enough in one process; a cluster, where
+ * the others may be on other nodes, waits for what crosses Redis.
  */
-export async function threeClientScenario(peer) {
+export async function threeClientScenario(peer, { settle = barrier } = {}) {
   const R = uniqueRoom();
   const A = await peer();
   const B = await peer();
   const C = await peer();
 
   await join(A, R, "alice");
-  await barrier(A);
+  await settle(A);
   assert.deepEqual(seen(A), [["join-ok", { roomId: R }]]);
 
   await join(B, R, "bob");
-  await barrier(B, A);
+  await settle(B, A);
   assert.deepEqual(seen(B), [
     ["user-connected", { id: A.id, name: "alice" }],
     ["join-ok", { roomId: R }],
@@ -317,7 +320,7 @@ export async function threeClientScenario(peer) {
   ]);
 
   await join(C, R, "carol");
-  await barrier(C, A, B);
+  await settle(C, A, B);
   // Backfill: one user-connected per existing peer, join-ok last.
   assertJoinSequence(seen(C), R, [
     { id: A.id, name: "alice" },

@@ -16,6 +16,7 @@
 
 pub mod adapter;
 pub mod bus;
+pub mod connect;
 pub mod liveness;
 pub mod node;
 pub mod recovery;
@@ -107,7 +108,7 @@ impl Cluster {
     /// Returns at once: the connection is made, and re-made, in the
     /// background. Fails only on a malformed URL; the error never holds it.
     pub fn start(url: &str, opts: ClusterOptions) -> Result<Cluster, String> {
-        let client = redis::Client::open(url).map_err(|e| {
+        let client = connect::client(url).map_err(|e| {
             format!(
                 "the Redis URL is not valid ({:?}); expected redis://[:password@]host:port[/db]",
                 e.kind()

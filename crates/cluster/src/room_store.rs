@@ -183,7 +183,7 @@ impl RedisRoomStore {
     /// A store that connects to `url` itself, on first use, and reconnects
     /// on its own. Fails only on a malformed URL (the message names no secret).
     pub fn open(url: &str, prefix: &str, node: &str) -> Result<Arc<Self>, String> {
-        let client = redis::Client::open(url)
+        let client = crate::connect::client(url)
             .map_err(|e| format!("invalid Redis URL: {}", e.kind_name()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(DEFAULT_TIMEOUT))

@@ -8,7 +8,6 @@
 //! cluster opens (commands, publisher, subscriber, room store) sets
 //! `TCP_NODELAY`, as the server does on its client sockets.
 
-use redis::io::tcp::TcpSettings;
 use redis::{IntoConnectionInfo, RedisResult};
 
 /// A client for `url` whose connections send each write at once.

@@ -40,6 +40,8 @@
 #   SCALE_JOIN_RATE [2000]  (total new sockets/s over all generators)
 #   SCALE_RELAY_RATE [50000] SCALE_RELAY_PAIRS [200] SCALE_RELAY_WINDOW [64]
 #   SCALE_RELAY_DURATION [20s] SCALE_SERVERS [rust] SCALE_PIN [0]
+#   SCALE_NODE_WORKERS [1]   tokio workers per rtcio-server node in scale
+#                   (TOKIO_WORKER_THREADS; empty = one per core)
 #   REPLICA_SOCKETS [15000] REPLICA_RATE [1000]
 #   SERVER_CORE [0] BENCH_CORE [1]
 #   RECOVERY_WINDOW [0] RATE_LIMIT [0] NO_HISTORY [1]   rtcio-server settings
@@ -118,6 +120,7 @@ REDIS_PID=
 REDIS_DIR=
 REDIS_URL=
 NODE_PIDS=()
+NODE_WORKERS=""
 NODE_PORTS=()
 
 start_redis() { # CORE
@@ -151,7 +154,7 @@ start_node() { # KIND PORT CORE LOG
             --redis-url "$REDIS_URL" >"$log" 2>&1 & ;;
         rust) REDIS_URL="$REDIS_URL" RECOVERY_WINDOW="${RECOVERY_WINDOW:-0}" RATE_LIMIT="${RATE_LIMIT:-0}" \
             NO_HISTORY="${NO_HISTORY:-1}" RUST_LOG="${RUST_LOG:-warn}" \
-            "${PIN[@]}" "$SERVER_BIN" --host 127.0.0.1 --port "$port" ${RTCIO_SERVER_ARGS:-} >"$log" 2>&1 & ;;
+            env ${NODE_WORKERS:+TOKIO_WORKER_THREADS=$NODE_WORKERS} "${PIN[@]}" "$SERVER_BIN" --host 127.0.0.1 --port "$port" ${RTCIO_SERVER_ARGS:-} >"$log" 2>&1 & ;;
         *) echo "unknown server $kind" >&2; return 1 ;;
     esac
     local pid=$!
@@ -275,7 +278,11 @@ run_scale() { # KIND
     local hold=$((join_secs + relay_warmup + relay_secs + 60))
 
     echo "== scale on $(label "$kind"): $sockets sockets in rooms of 4, $nodes nodes, $gens generators" >&2
+    # Six nodes share the machine's cores: one tokio worker each (README,
+    # "Several nodes on one machine"), unless SCALE_NODE_WORKERS says otherwise.
+    NODE_WORKERS="${SCALE_NODE_WORKERS-1}"
     start_cluster "$kind" "$nodes" "$server_core" scale
+    NODE_WORKERS=""
     local rss0
     rss0="$(rss_kb "${NODE_PIDS[@]}" "$REDIS_PID")"
     GEN_PIDS=()

@@ -56,6 +56,17 @@ async function converged(admins, room, ids) {
   }, 5000);
 }
 
+/** The node's `rtcio_cluster_*` samples from /metrics, by name. */
+async function clusterMetrics(url) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out = {};
+  for (const line of text.split("\n")) {
+    const m = /^(rtcio_cluster_[a-z_]+) (\S+)$/.exec(line);
+    if (m) out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
 async function ready(url) {
   const res = await fetch(`${url}/ready`);
   return res.status;
@@ -445,12 +456,17 @@ describe("cluster core: Redis stops and comes back", () => {
     // A socket that connects while Redis is away reaches the other nodes'
     // replicas with the resync (relay scope `any` on this cluster: no room needed).
     const D = await pool.connect(cluster.urls[0], "websocket");
+    // What it could not tell the others is counted, and /metrics says Redis is away.
+    const down = await clusterMetrics(cluster.urls[0]);
+    assert.equal(down.rtcio_cluster_up, 0);
+    assert.ok(down.rtcio_cluster_messages_dropped_total >= 1, `dropped while down: ${JSON.stringify(down)}`);
 
     await redis.start();
     const t0 = Date.now();
     await eventually(() => relayArrives(A, C, "after", 500), 10000);
     assert.ok(Date.now() - t0 < 10500, "cross-node relay resumed within 10 s");
     await relayArrives(C, A, "back", 5000);
+    const resumed = await clusterMetrics(cluster.urls[0]);
     await eventually(() => relayArrives(C, D, "to the one who joined during the outage", 500), 5000);
     // Past the 5 s every node waits after a reconnect before judging the others.
     await new Promise((r) => setTimeout(r, 6000));
@@ -459,6 +475,10 @@ describe("cluster core: Redis stops and comes back", () => {
     await eventually(async () => {
       for (const u of cluster.urls) assert.equal(await ready(u), 200);
     }, 5000);
+    const back = await clusterMetrics(cluster.urls[0]);
+    assert.equal(back.rtcio_cluster_up, 1);
+    assert.equal(resumed.rtcio_cluster_up, 1);
+    assert.equal(back.rtcio_cluster_messages_dropped_total, resumed.rtcio_cluster_messages_dropped_total, "nothing dropped once traffic resumed");
     const out = cluster.output(0);
     const downs = out.split("\n").filter((l) => l.includes("lost the connection to Redis") || l.includes("cannot reach Redis")).length;
     assert.equal(downs, 1, `one line when Redis goes down:\n${out}`);

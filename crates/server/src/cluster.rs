@@ -78,6 +78,20 @@ pub async fn goodbye() {
     }
 }
 
+/// Sets the cluster's metrics for a `/metrics` scrape, read from the bus at
+/// that moment (nothing on the relay path; nothing outside a cluster): whether
+/// Redis is reachable, the messages waiting for the publisher connection, and
+/// the messages dropped so far (Redis down, queue full, or a failed batch),
+/// which the logs only announce once per episode.
+pub fn sample_metrics() {
+    if let Some(cluster) = CLUSTER.get() {
+        let bus = cluster.bus();
+        metrics::gauge!("rtcio_cluster_up").set(if cluster.is_up() { 1.0 } else { 0.0 });
+        metrics::gauge!("rtcio_cluster_queued_messages").set(bus.queued() as f64);
+        metrics::counter!("rtcio_cluster_messages_dropped_total").absolute(bus.dropped());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::tests::settings;

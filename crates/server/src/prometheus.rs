@@ -103,6 +103,18 @@ fn describe() {
         "rtcio_slow_consumers_total",
         "Sockets cut off because they did not read what they were sent."
     );
+    describe_gauge!(
+        "rtcio_cluster_up",
+        "1 while this node reaches Redis, 0 while it does not (cluster only)."
+    );
+    describe_gauge!(
+        "rtcio_cluster_queued_messages",
+        "Cluster messages waiting for the publisher connection to Redis."
+    );
+    describe_counter!(
+        "rtcio_cluster_messages_dropped_total",
+        "Cluster messages not sent (Redis down, queue full, failed batch); a resync follows."
+    );
     describe_counter!(
         "rtcio_accept_failures_total",
         "Failed accepts (no descriptors or memory left): clients that could not connect."
@@ -181,6 +193,7 @@ fn sample(io: &Server) -> Vec<usize> {
         sizes.extend(rooms.into_iter().map(|(_, size)| size));
     }
     metrics::gauge!("rtcio_engine_sessions").set(io.session_count() as f64);
+    crate::cluster::sample_metrics();
     sizes
 }
 

@@ -114,6 +114,34 @@ impl ClusterAdapter {
         self.bus.send(Op::Cmd(cmd));
     }
 
+    /// A local socket joins (`join`) or leaves `room`: the replica first,
+    /// then, if that changed anything, the other nodes and the socket's entry
+    /// in Redis, all under the order lock so the announcement keeps its place.
+    fn change_room(&self, sid: Sid, room: &str, join: bool) -> bool {
+        let _order = self.order();
+        let changed = if join {
+            self.replica.join(sid, room)
+        } else {
+            self.replica.leave(sid, room)
+        };
+        if !changed {
+            return false;
+        }
+        let (n, ns, s, r) = (
+            self.node.to_string(),
+            self.ns.clone(),
+            sid.as_str().to_owned(),
+            room.to_owned(),
+        );
+        self.announce(if join {
+            Header::Join { n, ns, s, r }
+        } else {
+            Header::Leave { n, ns, s, r }
+        });
+        self.write_socket(sid);
+        true
+    }
+
     fn announce(&self, header: Header) {
         self.bus.publish(self.keys.bus(), encode(&header, &[]));
     }
@@ -361,33 +389,11 @@ impl Adapter for ClusterAdapter {
     }
 
     fn join(&self, sid: Sid, room: &str) -> bool {
-        let _order = self.order();
-        if !self.replica.join(sid, room) {
-            return false;
-        }
-        self.announce(Header::Join {
-            n: self.node.to_string(),
-            ns: self.ns.clone(),
-            s: sid.as_str().to_owned(),
-            r: room.to_owned(),
-        });
-        self.write_socket(sid);
-        true
+        self.change_room(sid, room, true)
     }
 
     fn leave(&self, sid: Sid, room: &str) -> bool {
-        let _order = self.order();
-        if !self.replica.leave(sid, room) {
-            return false;
-        }
-        self.announce(Header::Leave {
-            n: self.node.to_string(),
-            ns: self.ns.clone(),
-            s: sid.as_str().to_owned(),
-            r: room.to_owned(),
-        });
-        self.write_socket(sid);
-        true
+        self.change_room(sid, room, false)
     }
 
     fn rooms_of(&self, sid: Sid) -> Vec<Room> {

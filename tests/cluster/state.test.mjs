@@ -9,7 +9,7 @@ import { after, afterEach, before, describe, it } from "node:test";
 import { io } from "socket.io-client";
 import { MODES, until } from "../lib/harness.mjs";
 import { startRedis } from "../lib/redis.mjs";
-import { assertError, barrier, checkRoom, clientPool, eventually, join, seen, startSignaling, tryJoin, uniqueRoom, waitAny } from "../server/server.mjs";
+import { assertError, barrier, checkRoom, clientPool, eventually, join, joinAtOnce, seen, startSignaling, tryJoin, uniqueRoom, waitAny } from "../server/server.mjs";
 
 const MODE_CYCLE = ["websocket", "polling", "upgrade"];
 const NODES = 3;
@@ -79,11 +79,7 @@ describe("cluster: shared room state", () => {
       Array.from({ length: 30 }, (_, i) => pool.connect(url(i), MODE_CYCLE[i % MODE_CYCLE.length])),
     );
     const R = uniqueRoom("cap");
-    const replies = clients.map((c) => waitAny(c.socket, ["join-ok", "join-error"], (p) => p?.roomId === R, 15_000));
-    for (const c of clients) c.socket.emit("join-room", { roomId: R, name: "n" });
-    const got = await Promise.all(replies);
-    const inside = clients.filter((_, i) => got[i][0] === "join-ok");
-    const outside = clients.filter((_, i) => got[i][0] === "join-error");
+    const { got, inside, outside } = await joinAtOnce(clients, R);
     assert.equal(inside.length, 8);
     assert.equal(outside.length, 22);
     for (const [event, payload] of got) if (event === "join-error") assert.deepEqual(payload, { reason: "room-full", roomId: R });

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { after, afterEach, before, describe, it } from "node:test";
 import { until } from "../lib/harness.mjs";
-import { KIND, assertError, attempt, barrier, clientPool, join, seen, startSignaling, tryJoin, uniqueRoom, waitAny } from "./server.mjs";
+import { KIND, assertError, attempt, barrier, clientPool, join, joinAtOnce, seen, startSignaling, tryJoin, uniqueRoom, waitAny } from "./server.mjs";
 
 const MSG = "#rtcio:message";
 const RUST = { skip: KIND === "node" && "the reference server has no limits" };
@@ -37,11 +37,7 @@ describe("room caps", RUST, () => {
     it(`${mode}: 30 clients joining a cap-8 room at the same instant → exactly 8 in, 22 room-full`, async () => {
       const clients = await Promise.all(Array.from({ length: 30 }, () => pool.connect(server.url, mode)));
       const R = uniqueRoom("cap");
-      const replies = clients.map((c) => waitAny(c.socket, ["join-ok", "join-error"], (p) => p?.roomId === R, 15_000));
-      for (const c of clients) c.socket.emit("join-room", { roomId: R, name: "n" });
-      const got = await Promise.all(replies);
-      const inside = clients.filter((_, i) => got[i][0] === "join-ok");
-      const outside = clients.filter((_, i) => got[i][0] === "join-error");
+      const { got, inside, outside } = await joinAtOnce(clients, R);
       assert.equal(inside.length, 8);
       assert.equal(outside.length, 22);
       for (let i = 0; i < 30; i++) if (got[i][0] === "join-error") assert.deepEqual(got[i][1], { reason: "room-full", roomId: R });

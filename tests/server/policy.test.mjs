@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import { until } from "../lib/harness.mjs";
-import { KIND, assertError, barrier, clientPool, join, seen, startSignaling, tryJoin, uniqueRoom, waitAny } from "./server.mjs";
+import { KIND, assertError, barrier, clientPool, join, joinAtOnce, seen, startSignaling, tryJoin, uniqueRoom, waitAny } from "./server.mjs";
 import { now, sign, startService } from "./tokens.mjs";
 
 const SECRET = "policy-secret";
@@ -65,9 +65,7 @@ describe("room access policy", { skip: KIND === "node" && "the reference server 
         const clients = [];
         for (let i = 0; i < 12; i++) clients.push(await local.connect(capped.url, "websocket", { auth: { token: token(`u${i}`, { rooms: ["*"] }) } }));
         const R = uniqueRoom("race");
-        const replies = clients.map((c) => waitAny(c.socket, ["join-ok", "join-error"]));
-        for (const c of clients) c.socket.emit("join-room", { roomId: R, name: "n" });
-        const got = await Promise.all(replies);
+        const { got } = await joinAtOnce(clients, R);
         assert.equal(got.filter(([e]) => e === "join-ok").length, 4);
         assert.deepEqual(new Set(got.filter(([e]) => e === "join-error").map(([, p]) => p.reason)), new Set(["room-full"]));
       } finally {

@@ -121,6 +121,22 @@ export function tryJoin(client, payload) {
 }
 
 /** join-room that must succeed. */
+/**
+ * Every client asks to join `roomId` (as "n") at the same instant; resolves with each
+ * client's answer (`[event, payload]`, `join-ok` or `join-error`) and the clients let in
+ * and kept out.
+ */
+export async function joinAtOnce(clients, roomId) {
+  const replies = clients.map((c) => waitAny(c.socket, ["join-ok", "join-error"], (p) => p?.roomId === roomId, 15_000));
+  for (const c of clients) c.socket.emit("join-room", { roomId, name: "n" });
+  const got = await Promise.all(replies);
+  return {
+    got,
+    inside: clients.filter((_, i) => got[i][0] === "join-ok"),
+    outside: clients.filter((_, i) => got[i][0] === "join-error"),
+  };
+}
+
 export async function join(client, roomId, name, password) {
   const payload = { roomId, name };
   if (password !== undefined) payload.password = password;

@@ -167,6 +167,26 @@ describe("cluster: shared room state", () => {
     assert.deepEqual(await checkRoom(B, { roomId: A.id }), ["join-error", { reason: "invalid-room", roomId: A.id }]);
   });
 
+  it("a newcomer's relay sent the moment join-ok arrives reaches a member on another node", async () => {
+    // The member's node announces its join after the room store has it, so
+    // the newcomer's node can get the store's snapshot first: it takes the
+    // snapshot's members in, instead of refusing the relay as unreachable.
+    for (let round = 0; round < 40; round++) {
+      const A = await pool.connect(url(0), "websocket");
+      const B = await pool.connect(url(1), "websocket");
+      const R = uniqueRoom("newcomer");
+      await join(A, R, "a");
+      const outcome = Promise.race([
+        waitAny(A.socket, ["#rtcio:message"], (m) => m?.data === "hello", 5000).then(() => "delivered"),
+        waitAny(B.socket, ["error"], () => true, 5000).then((e) => `refused: ${JSON.stringify(e)}`),
+      ]);
+      B.socket.once("join-ok", () => B.socket.emit("#rtcio:message", { target: A.id, data: "hello" }));
+      B.socket.emit("join-room", { roomId: R, name: "b" });
+      assert.equal(await outcome, "delivered", `round ${round}`);
+      pool.closeAll();
+    }
+  });
+
   it("joins racing on different nodes: each pair meets once and exactly one side is asked to offer", async () => {
     for (let round = 0; round < 3; round++) {
       const R = uniqueRoom("glare");

@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use rtcio_engine::{Adapter, BroadcastOptions, Encoded, LocalAdapter, NamespaceHandle, Room, Sid};
 
@@ -46,6 +47,43 @@ impl Remote {
     }
 }
 
+/// How long a departure reported by another node is remembered (between
+/// one and two of these): far longer than a join snapshot can take to come
+/// back from the room store.
+const DEPARTED_FOR: Duration = Duration::from_secs(15);
+
+/// Departures other nodes reported lately: a socket that left a room
+/// (`Some(room)`) or is gone (`None`). A join snapshot from the room store
+/// can be older than the replica — the member it names may have left since,
+/// and its node said so already — so a member learnt from a snapshot is
+/// taken in only if no such departure was seen.
+#[derive(Default)]
+struct Departed {
+    since: Option<Instant>,
+    current: HashSet<(Sid, Option<Room>)>,
+    previous: HashSet<(Sid, Option<Room>)>,
+}
+
+impl Departed {
+    fn record(&mut self, sid: Sid, room: Option<Room>) {
+        let now = Instant::now();
+        match self.since {
+            Some(since) if now.duration_since(since) < DEPARTED_FOR => {}
+            _ => {
+                self.previous = std::mem::take(&mut self.current);
+                self.since = Some(now);
+            }
+        }
+        self.current.insert((sid, room));
+    }
+
+    fn seen(&self, sid: Sid, room: &Room) -> bool {
+        [(sid, None), (sid, Some(room.clone()))]
+            .iter()
+            .any(|key| self.current.contains(key) || self.previous.contains(key))
+    }
+}
+
 /// The replicated adapter of one namespace.
 pub struct ClusterAdapter {
     ns: String,
@@ -59,6 +97,9 @@ pub struct ClusterAdapter {
     /// is taken and queued: a snapshot is never overtaken by, nor misses, a
     /// change.
     order: Mutex<()>,
+    /// Held while a departure from another node is applied and recorded,
+    /// and while a member learnt from a snapshot is checked and taken in.
+    departed: Mutex<Departed>,
     handle: OnceLock<NamespaceHandle>,
 }
 
@@ -72,12 +113,17 @@ impl ClusterAdapter {
             replica: LocalAdapter::new(),
             remote: RwLock::new(Remote::default()),
             order: Mutex::new(()),
+            departed: Mutex::new(Departed::default()),
             handle: OnceLock::new(),
         }
     }
 
     fn order(&self) -> std::sync::MutexGuard<'_, ()> {
         self.order.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn departed(&self) -> std::sync::MutexGuard<'_, Departed> {
+        self.departed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn remote(&self) -> std::sync::RwLockReadGuard<'_, Remote> {
@@ -215,6 +261,8 @@ impl ClusterAdapter {
     }
 
     pub(crate) fn remote_disconnect(&self, node: &str, sid: Sid) {
+        let mut departed = self.departed();
+        departed.record(sid, None);
         let mut remote = self.remote_mut();
         if remote.node_of.get(&sid).is_some_and(|n| &**n == node) {
             remote.remove(sid);
@@ -234,6 +282,8 @@ impl ClusterAdapter {
     }
 
     pub(crate) fn remote_leave(&self, node: &str, sid: Sid, room: &str) {
+        let mut departed = self.departed();
+        departed.record(sid, Some(Room::from(room)));
         if self.is_remote_of(node, sid) {
             self.replica.leave(sid, room);
         }
@@ -267,6 +317,11 @@ impl ClusterAdapter {
             }
             sids
         };
+        let mut departed = self.departed();
+        for sid in &sids {
+            departed.record(*sid, None);
+        }
+        drop(departed);
         sids.into_iter()
             .map(|sid| (sid, self.replica.remove_socket(sid)))
             .collect()
@@ -479,6 +534,21 @@ impl Adapter for ClusterAdapter {
         true
     }
 
+    fn learn_member(&self, node: &str, sid: Sid, room: &str) {
+        if node == &*self.node || self.replica.is_member(sid, room) {
+            return;
+        }
+        if self.node_of(sid).is_some_and(|known| &*known != node) {
+            // The replica has it on another node: newer than the store's word.
+            return;
+        }
+        let departed = self.departed();
+        if departed.seen(sid, &Room::from(room)) {
+            return;
+        }
+        self.remote_join(&Arc::from(node), sid, room);
+    }
+
     fn disconnect_remote(&self, sid: Sid) -> bool {
         let Some(node) = self.node_of(sid) else {
             return false;
@@ -654,6 +724,85 @@ mod tests {
         a.add_socket(t);
         assert!(a.node_of(t).is_none());
         assert_eq!(a.recipients(&BroadcastOptions::default()).len(), 2);
+    }
+
+    #[test]
+    fn a_member_from_a_join_snapshot_is_taken_in_unless_its_departure_was_seen() {
+        let (a, _rx) = adapter();
+        let n2: Arc<str> = "n2".into();
+        let local = Sid::random();
+        a.add_socket(local);
+        a.join(local, "r");
+
+        // Named by the snapshot before its node's own join arrives.
+        let early = Sid::random();
+        a.learn_member("n2", early, "r");
+        assert!(
+            a.share_room(local, early),
+            "a relay to it passes the scope check"
+        );
+        assert_eq!(a.node_of(early).as_deref(), Some("n2"));
+        a.remote_join(&n2, early, "r");
+        assert_eq!(
+            a.members("r"),
+            vec![local, early],
+            "its join changes nothing"
+        );
+        a.remote_leave("n2", early, "r");
+        assert!(!a.share_room(local, early), "its leave still counts");
+
+        // Its join and leave both arrived before the (older) snapshot.
+        let left = Sid::random();
+        a.remote_join(&n2, left, "r");
+        a.remote_leave("n2", left, "r");
+        a.learn_member("n2", left, "r");
+        assert!(
+            !a.is_member(left, "r"),
+            "a stale snapshot does not bring it back"
+        );
+        // Gone from the cluster, or its node dead: not brought back either.
+        let gone = Sid::random();
+        a.remote_join(&n2, gone, "q");
+        a.remote_disconnect("n2", gone);
+        a.learn_member("n2", gone, "r");
+        assert!(a.rooms_of(gone).is_empty());
+        let dead = Sid::random();
+        a.remote_join(&n2, dead, "q");
+        a.drop_node("n2");
+        a.learn_member("n2", dead, "r");
+        assert!(a.rooms_of(dead).is_empty());
+
+        // Never about local sockets, nor against a newer replica.
+        let mine = Sid::random();
+        a.add_socket(mine);
+        a.learn_member("me", mine, "r");
+        a.learn_member("n2", mine, "r");
+        assert!(!a.is_member(mine, "r"));
+        let moved = Sid::random();
+        a.remote_join(&Arc::from("n3"), moved, "q");
+        a.learn_member("n2", moved, "r");
+        assert!(!a.is_member(moved, "r"));
+        assert_eq!(a.node_of(moved).as_deref(), Some("n3"));
+    }
+
+    #[test]
+    fn departures_are_remembered_for_one_to_two_periods() {
+        let mut d = Departed::default();
+        let (s, room) = (Sid::random(), Room::from("r"));
+        d.record(s, Some(room.clone()));
+        assert!(d.seen(s, &room));
+        assert!(!d.seen(s, &Room::from("q")), "another room");
+        // One period later the next record moves it to the previous generation...
+        d.since = Some(Instant::now() - DEPARTED_FOR);
+        d.record(Sid::random(), None);
+        assert!(d.seen(s, &room));
+        // ...and one more forgets it.
+        d.since = Some(Instant::now() - DEPARTED_FOR);
+        d.record(Sid::random(), None);
+        assert!(!d.seen(s, &room));
+        let g = Sid::random();
+        d.record(g, None);
+        assert!(d.seen(g, &room), "gone: no room has it");
     }
 
     #[test]

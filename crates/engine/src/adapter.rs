@@ -96,6 +96,15 @@ pub trait Adapter: Send + Sync + 'static {
         false
     }
 
+    /// Takes in that `sid`, a socket of the node `node`, is in `room`, as
+    /// shared state (a room store's join snapshot) says, before that node's
+    /// own announcement arrives: a newcomer may relay to, or broadcast at, a
+    /// member it was just told of. Skipped when this adapter has seen that
+    /// socket leave the room, or go, since. Nothing for a single process.
+    fn learn_member(&self, node: &str, sid: Sid, room: &str) {
+        let _ = (node, sid, room);
+    }
+
     /// Asks every other node to run this namespace's `on_cluster_request`
     /// handler for `kind` with `data`; false when there is no other node
     /// (always, for a single process).

@@ -411,6 +411,13 @@ impl Namespace {
         self.0.adapter.send_to_node(node, sid, packet) || self.send_to(sid, packet)
     }
 
+    /// Takes in that `sid` lives on the cluster node `node` and is in `room`,
+    /// as shared state (a room store's join snapshot) says, ahead of the
+    /// membership replica (see [`Adapter::learn_member`]).
+    pub fn learn_member(&self, node: &str, sid: Sid, room: &str) {
+        self.0.adapter.learn_member(node, sid, room);
+    }
+
     /// Asks every other node of a cluster to run its `on_cluster_request`
     /// handler for `kind` with `data`; false when there is no other node.
     pub fn request_others(&self, kind: &str, data: &str) -> bool {

@@ -500,6 +500,11 @@ impl Rooms {
     fn announce(&self, socket: &Socket, room: &str, name: &str, existing: Snapshot) {
         let ns = socket.ns();
         for (sid, peer) in &existing {
+            // The newcomer may answer at once (a relay, a broadcast to the
+            // room): this node's replica must not lag behind the snapshot.
+            if let Some(node) = &peer.node {
+                ns.learn_member(node, *sid, room);
+            }
             let _ = socket.emit(
                 app::USER_CONNECTED,
                 &presence(*sid, &peer.name, peer.user_id.clone()),

@@ -47,6 +47,10 @@
 #   RECOVERY_WINDOW [0] RATE_LIMIT [0] NO_HISTORY [1]   rtcio-server settings
 #                   (the Node cluster has neither recovery nor limits nor history)
 #   RTCIO_SERVER_ARGS   extra arguments for rtcio-server
+#   CLUSTER_REDIS_UNIX [0]  1: Redis also listens on a Unix socket in its
+#                   temporary directory and the rtcio-server nodes use it
+#                   (REDIS_URL=unix://...); the Node cluster stays on TCP.
+#                   Redis on the nodes' machine without loopback TCP.
 #   BENCH_NO_BUILD=1    do not run cargo build
 #   BENCH_OUT=DIR       results (JSON, generator tables, logs) [target/bench-results/cluster-DATE]
 #   RTCIO_SERVER_BIN / RTCIO_BENCH_BIN / RTCIO_REDIS_BIN   binaries
@@ -119,6 +123,7 @@ free_port() {
 REDIS_PID=
 REDIS_DIR=
 REDIS_URL=
+RUST_REDIS_URL=
 NODE_PIDS=()
 NODE_WORKERS=""
 NODE_PORTS=()
@@ -128,8 +133,14 @@ start_redis() { # CORE
     local port
     port="$(free_port)"
     pin "$1"
+    local unix=()
+    RUST_REDIS_URL="redis://127.0.0.1:$port"
+    if [ "${CLUSTER_REDIS_UNIX:-0}" = 1 ]; then
+        unix=(--unixsocket "$REDIS_DIR/redis.sock" --unixsocketperm 700)
+        RUST_REDIS_URL="unix://$REDIS_DIR/redis.sock"
+    fi
     "${PIN[@]}" "$REDIS_BIN" --port "$port" --bind 127.0.0.1 --dir "$REDIS_DIR" --save "" \
-        --appendonly no --protected-mode yes --logfile "$REDIS_DIR/redis.log" &
+        --appendonly no --protected-mode yes --logfile "$REDIS_DIR/redis.log" "${unix[@]}" &
     REDIS_PID=$!
     REDIS_URL="redis://127.0.0.1:$port"
     for _ in $(seq 1 100); do
@@ -152,7 +163,7 @@ start_node() { # KIND PORT CORE LOG
     case "$kind" in
         node) "${PIN[@]}" node bench/node-cluster/server.js --host 127.0.0.1 --port "$port" \
             --redis-url "$REDIS_URL" >"$log" 2>&1 & ;;
-        rust) REDIS_URL="$REDIS_URL" RECOVERY_WINDOW="${RECOVERY_WINDOW:-0}" RATE_LIMIT="${RATE_LIMIT:-0}" \
+        rust) REDIS_URL="$RUST_REDIS_URL" RECOVERY_WINDOW="${RECOVERY_WINDOW:-0}" RATE_LIMIT="${RATE_LIMIT:-0}" \
             NO_HISTORY="${NO_HISTORY:-1}" RUST_LOG="${RUST_LOG:-warn}" \
             env ${NODE_WORKERS:+TOKIO_WORKER_THREADS=$NODE_WORKERS} "${PIN[@]}" "$SERVER_BIN" --host 127.0.0.1 --port "$port" ${RTCIO_SERVER_ARGS:-} >"$log" 2>&1 & ;;
         *) echo "unknown server $kind" >&2; return 1 ;;

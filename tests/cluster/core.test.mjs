@@ -417,6 +417,33 @@ describe("cluster core: a node dies (SIGKILL)", () => {
   });
 });
 
+describe("cluster core: Redis on a Unix socket", () => {
+  it("nodes given unix:// reach each other: presence, a relay both ways and a room event cross", async () => {
+    const redis = await startRedis();
+    const cluster = await startCluster(2, { redisUrl: redis.unixUrl });
+    const pool = clientPool();
+    try {
+      const R = uniqueRoom("unix");
+      const A = await pool.connect(cluster.urls[0], "websocket");
+      const B = await pool.connect(cluster.urls[1], "polling");
+      await join(A, R, "a");
+      const metB = waitAny(A.socket, ["user-connected"], (p) => p?.id === B.id, 5000);
+      await join(B, R, "b");
+      await metB;
+      await relayArrives(A, B, "over-unix-1", 5000);
+      await relayArrives(B, A, "over-unix-2", 5000);
+      const media = waitAny(B.socket, ["media-state"], (p) => p?.id === A.id && p?.roomId === R, 5000);
+      A.socket.emit("media-state", { roomId: R, mic: false, cam: true });
+      assert.deepEqual((await media)[1], { roomId: R, mic: false, cam: true, id: A.id });
+      assert.match(redisCli(redis, "KEYS", "rtcio:node:*"), /rtcio:node:/, "the nodes registered in this Redis");
+    } finally {
+      pool.closeAll();
+      await cluster.stop();
+      await redis.destroy();
+    }
+  });
+});
+
 describe("cluster core: Redis stops and comes back", () => {
   let redis;
   let cluster;

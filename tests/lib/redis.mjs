@@ -29,7 +29,8 @@ async function waitPort(port, ms = 10000) {
 }
 
 /**
- * Starts redis-server; resolves to `{ url, port, stop(), start(), restart(), destroy() }`.
+ * Starts redis-server; resolves to `{ url, unixUrl, port, stop(), start(), restart(), destroy() }`
+ * (`unixUrl`: the same server on a Unix socket in its temporary directory).
  * `stop()` kills it (SIGKILL: the cluster must cope with a Redis that vanishes),
  * `start()` starts it again on the same port, empty.
  */
@@ -45,7 +46,10 @@ export async function startRedis() {
   const start = async () => {
     child = spawn(
       BIN,
-      ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+      [
+        "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no", "--protected-mode", "yes",
+        "--unixsocket", path.join(dir, "redis.sock"), "--unixsocketperm", "700",
+      ],
       { stdio: ["ignore", "ignore", "inherit"] },
     );
     await waitPort(port);
@@ -59,6 +63,7 @@ export async function startRedis() {
   await start();
   return {
     url: `redis://127.0.0.1:${port}`,
+    unixUrl: `unix://${path.join(dir, "redis.sock")}`,
     port,
     start,
     stop,

@@ -30,6 +30,15 @@ mod tests {
     }
 
     #[test]
+    fn a_unix_socket_url_is_accepted() {
+        let c = client("unix:///tmp/redis.sock").unwrap();
+        assert!(matches!(
+            c.get_connection_info().addr(),
+            redis::ConnectionAddr::Unix(path) if path.to_str() == Some("/tmp/redis.sock")
+        ));
+    }
+
+    #[test]
     fn a_malformed_url_is_refused() {
         assert!(client("http://nope").is_err());
     }

@@ -12,7 +12,8 @@ use crate::secret::Secret;
 
 #[derive(Debug, Clone, Args)]
 pub struct ClusterSettings {
-    /// Redis to run as one node of a cluster on (`redis://[:password@]host:port[/db]`):
+    /// Redis to run as one node of a cluster on (`redis://[:password@]host:port[/db]`,
+    /// or `unix:///path/to/redis.sock` for a Redis on the same machine):
     /// rooms, relays and presence then span every server using the same Redis.
     /// Unset: a single process, nothing in Redis. The URL may hold a password:
     /// it is never logged or shown.

@@ -291,7 +291,15 @@ impl ClusterAdapter {
 
     /// Replaces what the replica holds of `node` by `sockets`.
     pub(crate) fn remote_snapshot(&self, node: &Arc<str>, sockets: Vec<(Sid, Vec<String>)>) {
-        self.drop_node(node);
+        // Only the sockets the snapshot no longer has are departures (noted
+        // before they leave the replica, so no snapshot of the room store
+        // can bring one back in between).
+        let mut gone = self.sids_of(node);
+        for (sid, _) in &sockets {
+            gone.remove(sid);
+        }
+        self.record_gone(gone);
+        self.forget_node(node);
         for (sid, rooms) in sockets {
             if self.handle_has_local(sid) {
                 continue;
@@ -303,8 +311,28 @@ impl ClusterAdapter {
         }
     }
 
-    /// Forgets every socket of `node`; returns them with the rooms they were in.
+    /// Forgets every socket of `node` (gone: it died or said goodbye);
+    /// returns them with the rooms they were in.
     pub(crate) fn drop_node(&self, node: &str) -> Vec<(Sid, Vec<Room>)> {
+        self.record_gone(self.sids_of(node));
+        self.forget_node(node)
+    }
+
+    fn sids_of(&self, node: &str) -> HashSet<Sid> {
+        self.remote().of_node.get(node).cloned().unwrap_or_default()
+    }
+
+    /// Remembers sockets of another node as gone (see [`Departed`]).
+    fn record_gone(&self, sids: impl IntoIterator<Item = Sid>) {
+        let mut departed = self.departed();
+        for sid in sids {
+            departed.record(sid, None);
+        }
+    }
+
+    /// Removes every socket of `node` from the replica; returns them with
+    /// the rooms they were in.
+    fn forget_node(&self, node: &str) -> Vec<(Sid, Vec<Room>)> {
         let sids: Vec<Sid> = {
             let mut remote = self.remote_mut();
             let sids: Vec<Sid> = remote
@@ -317,11 +345,6 @@ impl ClusterAdapter {
             }
             sids
         };
-        let mut departed = self.departed();
-        for sid in &sids {
-            departed.record(*sid, None);
-        }
-        drop(departed);
         sids.into_iter()
             .map(|sid| (sid, self.replica.remove_socket(sid)))
             .collect()
@@ -771,6 +794,21 @@ mod tests {
         a.drop_node("n2");
         a.learn_member("n2", dead, "r");
         assert!(a.rooms_of(dead).is_empty());
+
+        // A node's snapshot (its resync) is a departure only of the sockets
+        // it no longer lists.
+        let (kept, dropped) = (Sid::random(), Sid::random());
+        let n4: Arc<str> = "n4".into();
+        a.remote_join(&n4, kept, "q");
+        a.remote_join(&n4, dropped, "q");
+        a.remote_snapshot(&n4, vec![(kept, vec!["q".into()])]);
+        a.learn_member("n4", kept, "r");
+        a.learn_member("n4", dropped, "r");
+        assert!(a.is_member(kept, "r"), "still on its node: learnt");
+        assert!(
+            !a.is_member(dropped, "r"),
+            "left with the snapshot: not brought back"
+        );
 
         // Never about local sockets, nor against a newer replica.
         let mine = Sid::random();

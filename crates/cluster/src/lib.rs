@@ -110,7 +110,7 @@ impl Cluster {
     pub fn start(url: &str, opts: ClusterOptions) -> Result<Cluster, String> {
         let client = connect::client(url).map_err(|e| {
             format!(
-                "the Redis URL is not valid ({:?}); expected redis://[:password@]host:port[/db]",
+                "the Redis URL is not valid ({:?}); expected redis://[:password@]host:port[/db] or unix:///path/to/redis.sock",
                 e.kind()
             )
         })?;

@@ -133,8 +133,9 @@ start_redis() { # CORE
     local port
     port="$(free_port)"
     pin "$1"
+    REDIS_URL="redis://127.0.0.1:$port"
+    RUST_REDIS_URL="$REDIS_URL"
     local unix=()
-    RUST_REDIS_URL="redis://127.0.0.1:$port"
     if [ "${CLUSTER_REDIS_UNIX:-0}" = 1 ]; then
         unix=(--unixsocket "$REDIS_DIR/redis.sock" --unixsocketperm 700)
         RUST_REDIS_URL="unix://$REDIS_DIR/redis.sock"
@@ -142,7 +143,6 @@ start_redis() { # CORE
     "${PIN[@]}" "$REDIS_BIN" --port "$port" --bind 127.0.0.1 --dir "$REDIS_DIR" --save "" \
         --appendonly no --protected-mode yes --logfile "$REDIS_DIR/redis.log" "${unix[@]}" &
     REDIS_PID=$!
-    REDIS_URL="redis://127.0.0.1:$port"
     for _ in $(seq 1 100); do
         if redis-cli -p "$port" ping >/dev/null 2>&1; then return 0; fi
         kill -0 "$REDIS_PID" 2>/dev/null || break

@@ -37,7 +37,9 @@
 #   BENCH_RELAY_PAIRS [50] BENCH_RELAY_WINDOW [8] BENCH_RELAY_DURATION [10s] BENCH_RELAY_SIZE [330]
 #   BENCH_JOIN_SOCKETS [10000] BENCH_JOIN_RATE [500] BENCH_JOIN_HOLD [3s]
 #   SCALE_SOCKETS [100000] SCALE_NODES [6] SCALE_GENERATORS [6]
-#   SCALE_JOIN_RATE [2000]  (total new sockets/s over all generators)
+#   SCALE_JOIN_RATE [2000]  (total new sockets/s over all generators; the
+#                   join p99 depends on it: BENCHMARKS.md, "Paced load
+#                   without bursts, and the join rate")
 #   SCALE_RELAY_RATE [50000] SCALE_RELAY_PAIRS [200] SCALE_RELAY_WINDOW [64]
 #   SCALE_RELAY_DURATION [20s] SCALE_SERVERS [rust] SCALE_PIN [0]
 #   SCALE_NODE_WORKERS [1]   tokio workers per rtcio-server node in scale

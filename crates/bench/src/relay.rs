@@ -34,9 +34,10 @@ pub struct RelayArgs {
     /// Warm-up before measuring.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub warmup: Duration,
-    /// Paced total send rate in envelopes per second, spread evenly over the
-    /// pairs (the window still caps what is in flight); 0 = closed loop, as
-    /// fast as the window allows. Pacing measures latency at a given load.
+    /// Paced total send rate in envelopes per second, released round-robin
+    /// over the pairs every millisecond, so that they leave evenly spread
+    /// (the window still caps what is in flight); 0 = closed loop, as fast
+    /// as the window allows. Pacing measures latency at a given load.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
     /// With several servers (`--ports`/`--urls`): where the two sockets of
@@ -212,6 +213,9 @@ struct Pair {
     delivered_in_window: AtomicU64,
     out_of_order: AtomicU64,
     wrong_source: AtomicU64,
+    /// Paced: how many envelopes the pacer has released to this sender.
+    allowed: AtomicU64,
+    /// Wakes the sender: window room (the receiver) or a release (the pacer).
     notify: Notify,
 }
 
@@ -220,8 +224,8 @@ struct Shared {
     warm_ns: u64,
     end_ns: u64,
     window: u64,
-    /// Envelopes each sender may have sent per nanosecond since t0 (0 = unpaced).
-    pair_rate_per_ns: f64,
+    /// Envelopes released per nanosecond since t0, over all senders (0 = unpaced).
+    rate_per_ns: f64,
     hist: SharedHist,
     /// Per second of the run (by send time): the slowest envelope and how
     /// many took longer than `SLOW_NS`, to tell a few stalls from a
@@ -240,9 +244,7 @@ impl Shared {
 
 async fn sender(mut ws: Conn, tpl: Template, pair: Arc<Pair>, sh: Arc<Shared>) {
     let mut seq = 0u64;
-    let paced = sh.pair_rate_per_ns > 0.0;
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let paced = sh.rate_per_ns > 0.0;
     loop {
         let now = sh.now_ns();
         if now >= sh.end_ns {
@@ -250,7 +252,7 @@ async fn sender(mut ws: Conn, tpl: Template, pair: Arc<Pair>, sh: Arc<Shared>) {
         }
         let in_flight = seq - pair.received.load(Ordering::Acquire);
         let budget = if paced {
-            ((now as f64 * sh.pair_rate_per_ns) as u64).saturating_sub(seq)
+            pair.allowed.load(Ordering::Acquire).saturating_sub(seq)
         } else {
             u64::MAX
         };
@@ -267,7 +269,6 @@ async fn sender(mut ws: Conn, tpl: Template, pair: Arc<Pair>, sh: Arc<Shared>) {
         }
         tokio::select! {
             _ = pair.notify.notified() => {}
-            _ = tick.tick(), if paced => {}
             msg = ws.recv() => match msg {
                 Ok("2") => ws.queue("3"),
                 Ok(_) => {}
@@ -280,6 +281,40 @@ async fn sender(mut ws: Conn, tpl: Template, pair: Arc<Pair>, sh: Arc<Shared>) {
         if text == "2" && ws.send("3").await.is_err() {
             return;
         }
+    }
+}
+
+/// Paces the run: envelope `j` (over all senders) falls due at `j / rate`
+/// and goes to sender `j mod pairs`; every millisecond the pacer releases
+/// what fell due, so the envelopes leave spread evenly across senders and,
+/// to the millisecond, in time. (Each sender pacing itself on the same
+/// clock made them all due at the same instants: at 50,000 env/s over 200
+/// pairs, 200 envelopes at once every 4 ms, whose queueing the latency then
+/// measured; and its 200 timers woke this single-threaded generator 200,000
+/// times a second.) If the generator falls behind, what is due goes out at
+/// once.
+async fn pacer(pairs: Vec<Arc<Pair>>, sh: Arc<Shared>) {
+    let mut released = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let now = sh.now_ns();
+        if now >= sh.end_ns {
+            return;
+        }
+        release(&pairs, &mut released, (now as f64 * sh.rate_per_ns) as u64);
+    }
+}
+
+/// Releases envelopes `released..due` round-robin over `pairs`.
+fn release(pairs: &[Arc<Pair>], released: &mut u64, due: u64) {
+    let n = pairs.len() as u64;
+    while *released < due {
+        let pair = &pairs[(*released % n) as usize];
+        pair.allowed.fetch_add(1, Ordering::Release);
+        pair.notify.notify_one();
+        *released += 1;
     }
 }
 
@@ -377,7 +412,7 @@ pub async fn run(ctx: &Ctx, args: &RelayArgs) -> Result<Report, String> {
         warm_ns: warmup.as_nanos() as u64,
         end_ns: (warmup + duration).as_nanos() as u64,
         window,
-        pair_rate_per_ns: args.rate as f64 / pairs as f64 / 1e9,
+        rate_per_ns: args.rate as f64 / 1e9,
         hist: stats::shared_hist(),
         per_second: (0..=(warmup + duration).as_secs() + 1)
             .map(|_| Default::default())
@@ -391,6 +426,9 @@ pub async fn run(ctx: &Ctx, args: &RelayArgs) -> Result<Report, String> {
         tasks.spawn(receiver(r.ws, s.sid.clone(), pair.clone(), sh.clone()));
         tasks.spawn(sender(s.ws, tpl, pair.clone(), sh.clone()));
         states.push(pair);
+    }
+    if sh.rate_per_ns > 0.0 {
+        tasks.spawn(pacer(states.clone(), sh.clone()));
     }
 
     let total_ms = (warmup + duration).as_millis() as u64;
@@ -579,6 +617,24 @@ mod tests {
             assert_eq!(v[1]["target"], "bbbbbbbbbbbbbbbbbbbb");
             assert_eq!(parse_bench(&m), Some((42, 123_456_789)));
         }
+    }
+
+    #[test]
+    fn the_pacer_releases_round_robin_from_where_it_stopped() {
+        let pairs: Vec<Arc<Pair>> = (0..3).map(|_| Arc::new(Pair::default())).collect();
+        let allowed = |pairs: &[Arc<Pair>]| -> Vec<u64> {
+            pairs
+                .iter()
+                .map(|p| p.allowed.load(Ordering::Relaxed))
+                .collect()
+        };
+        let mut released = 0;
+        release(&pairs, &mut released, 4);
+        assert_eq!((released, allowed(&pairs)), (4, vec![2, 1, 1]));
+        release(&pairs, &mut released, 4);
+        assert_eq!((released, allowed(&pairs)), (4, vec![2, 1, 1]));
+        release(&pairs, &mut released, 9);
+        assert_eq!((released, allowed(&pairs)), (9, vec![3, 3, 3]));
     }
 
     #[test]

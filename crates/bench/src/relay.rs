@@ -301,6 +301,12 @@ async fn pacer(pairs: Vec<Arc<Pair>>, sh: Arc<Shared>) {
         tick.tick().await;
         let now = sh.now_ns();
         if now >= sh.end_ns {
+            // Wake every sender once more: with no release left to wait
+            // for, a paced sender would otherwise stay in its send loop and
+            // never reach the tail that answers pings until the teardown.
+            for pair in &pairs {
+                pair.notify.notify_one();
+            }
             return;
         }
         release(&pairs, &mut released, (now as f64 * sh.rate_per_ns) as u64);

@@ -41,6 +41,8 @@
 #                   join p99 depends on it: BENCHMARKS.md, "Paced load
 #                   without bursts, and the join rate")
 #   SCALE_RELAY_RATE [50000] SCALE_RELAY_PAIRS [200] SCALE_RELAY_WINDOW [64]
+#   SCALE_RELAY_PLACEMENT [cross]  (same: sender and receiver on one node,
+#                             so no envelope goes through Redis)
 #   SCALE_RELAY_DURATION [20s] SCALE_SERVERS [rust] SCALE_PIN [0]
 #   SCALE_NODE_WORKERS [1]   tokio workers per rtcio-server node in scale
 #                   (TOKIO_WORKER_THREADS; empty = one per core)
@@ -337,7 +339,7 @@ run_scale() { # KIND
     pin "$bench_core"
     "${PIN[@]}" "$BENCH_BIN" --ports "$(ports_csv)" --server-pid "$(pids_csv)" --quiet --label "$kind-cluster" \
         --name cluster-scale-relay --source-addrs 127.0.2.1 --json "$OUT/scale-$kind-relay.json" \
-        relay --placement cross --pairs "${SCALE_RELAY_PAIRS:-200}" --window "${SCALE_RELAY_WINDOW:-64}" \
+        relay --placement "${SCALE_RELAY_PLACEMENT:-cross}" --pairs "${SCALE_RELAY_PAIRS:-200}" --window "${SCALE_RELAY_WINDOW:-64}" \
         --rate "$relay_rate" --duration "$relay_duration" --warmup "${relay_warmup}s" >"$OUT/scale-$kind-relay.txt" 2>&1 ||
         { echo "   relay reported a failure (see $OUT/scale-$kind-relay.txt)" >&2; status=1; }
     local rss2

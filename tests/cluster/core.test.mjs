@@ -512,3 +512,82 @@ describe("cluster core: Redis stops and comes back", () => {
     assert.ok(!out.includes(redis.url), "the Redis URL is never logged");
   });
 });
+
+describe("cluster core: rate limits stay per socket", () => {
+  let redis;
+  let cluster;
+  const pool = clientPool();
+  before(async () => {
+    redis = await startRedis();
+    // The defaults except a smaller envelope budget, so the flood is cheap to send.
+    cluster = await startCluster(2, { redisUrl: redis.url, env: { RATE_LIMIT: "1", MESSAGE_RATE: "50/100", HANDSHAKE_LIMIT: "0" } });
+  });
+  afterEach(() => pool.closeAll());
+  after(async () => {
+    await cluster?.stop();
+    await redis?.destroy();
+  });
+
+  /** `a` on node 1 and `b` on node 2 in a fresh room; resolves once `a`'s node knows `b` is in it. */
+  async function pair(label, modes) {
+    const a = await pool.connect(cluster.urls[0], modes[0]);
+    const b = await pool.connect(cluster.urls[1], modes[1]);
+    const room = uniqueRoom(label);
+    await join(a, room, `${label}-a`);
+    await join(b, room, `${label}-b`);
+    // The user-connected reaches a's node behind b's membership (one ordered bus).
+    await until(() => a.log.some(([e, p]) => e === "user-connected" && p?.id === b.id), 5000, `${label}: a told of b`);
+    return [a, b];
+  }
+
+  it("a flooder on node 1 relaying to node 2 is held to its budget; a calm socket of the same node relays everything", async () => {
+    const MSG = "#rtcio:message";
+    const [F, T] = await pair("flood", ["websocket", "upgrade"]);
+    const [A, B] = await pair("calm", ["polling", "websocket"]);
+    const received = (c) => c.log.filter(([e]) => e === MSG).length;
+    const start = Date.now();
+    const FLOOD = 3000;
+    const CALM = 100;
+    // The calm socket sends at 40/s, under its 50/s budget, during the flood,
+    // from the flooder's node: the budget is the socket's, not the node's.
+    let sent = 0;
+    const calmDone = new Promise((resolve) => {
+      const timer = setInterval(() => {
+        A.socket.emit(MSG, { target: B.id, data: { n: sent++ } });
+        if (sent === CALM) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 25);
+    });
+    for (let i = 0; i < FLOOD; i++) {
+      F.socket.emit(MSG, { target: T.id, data: { n: i } });
+      if (i % 200 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await calmDone;
+    await until(() => received(B) === CALM, 20_000, "every calm envelope across nodes");
+    // F's events are handled in order on its node: once its barrier is
+    // answered, every envelope it sent was relayed (towards node 2) or refused.
+    await barrier(F);
+    const elapsed = (Date.now() - start) / 1000;
+    await until(() => received(T) >= 100, 10_000, "the flooder's burst on node 2");
+    // Let what is still crossing arrive: only the lower bound could miss it.
+    await new Promise((r) => setTimeout(r, 500));
+    const got = received(T);
+    assert.ok(got < FLOOD, `the flood was throttled (${got} of ${FLOOD} relayed)`);
+    assert.ok(got <= 50 * elapsed + 100 + 1, `${got} relayed in ${elapsed.toFixed(2)} s exceeds 50/s × t + 100`);
+    assert.ok(got >= 100, `at least the burst crossed to node 2 (${got})`);
+    const crossed = T.log.filter(([e]) => e === MSG).map(([, p]) => p.data.n);
+    assert.ok(crossed.every((n, i) => i === 0 || n > crossed[i - 1]), "what crossed arrived once each, in order");
+    assert.deepEqual(
+      B.log.filter(([e]) => e === MSG).map(([, p]) => p.data.n),
+      Array.from({ length: CALM }, (_, i) => i),
+      "the calm socket's envelopes all crossed, in order",
+    );
+    const errs = F.log.filter(([e, p]) => e === "error" && p?.code === "rate-limited");
+    assert.ok(errs.length >= 1, "the flooder was told");
+    assertError(errs[0], "rate-limited");
+    assert.equal(errs[0][1].event, MSG);
+    assert.ok(!A.log.some(([e, p]) => e === "error" && p?.code === "rate-limited"), "the calm socket was never limited");
+  });
+});

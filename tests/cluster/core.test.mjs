@@ -16,6 +16,7 @@ import {
   barrier,
   clientPool,
   eventually,
+  floodBesideCalm,
   join,
   seen,
   threeClientScenario,
@@ -550,21 +551,7 @@ describe("cluster core: rate limits stay per socket", () => {
     const CALM = 100;
     // The calm socket sends at 40/s, under its 50/s budget, during the flood,
     // from the flooder's node: the budget is the socket's, not the node's.
-    let sent = 0;
-    const calmDone = new Promise((resolve) => {
-      const timer = setInterval(() => {
-        A.socket.emit(MSG, { target: B.id, data: { n: sent++ } });
-        if (sent === CALM) {
-          clearInterval(timer);
-          resolve();
-        }
-      }, 25);
-    });
-    for (let i = 0; i < FLOOD; i++) {
-      F.socket.emit(MSG, { target: T.id, data: { n: i } });
-      if (i % 200 === 0) await new Promise((r) => setImmediate(r));
-    }
-    await calmDone;
+    await floodBesideCalm({ flooder: F, target: T, flood: FLOOD, calm: A, calmTarget: B, calmCount: CALM });
     await until(() => received(B) === CALM, 20_000, "every calm envelope across nodes");
     // F's events are handled in order on its node: once its barrier is
     // answered, every envelope it sent was relayed (towards node 2) or refused.

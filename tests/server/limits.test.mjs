@@ -7,7 +7,21 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { after, afterEach, before, describe, it } from "node:test";
 import { until } from "../lib/harness.mjs";
-import { KIND, assertError, attempt, barrier, clientPool, join, joinAtOnce, seen, startSignaling, tryJoin, uniqueRoom, waitAny } from "./server.mjs";
+import {
+  KIND,
+  assertError,
+  attempt,
+  barrier,
+  clientPool,
+  floodBesideCalm,
+  join,
+  joinAtOnce,
+  seen,
+  startSignaling,
+  tryJoin,
+  uniqueRoom,
+  waitAny,
+} from "./server.mjs";
 
 const MSG = "#rtcio:message";
 const RUST = { skip: KIND === "node" && "the reference server has no limits" };
@@ -102,21 +116,7 @@ describe("event rate limits", RUST, () => {
       const FLOOD = 3000;
       const CALM = 100;
       // The neighbour sends at 40/s, under its 50/s budget, during the flood.
-      let sent = 0;
-      const calmDone = new Promise((resolve) => {
-        const timer = setInterval(() => {
-          A.socket.emit(MSG, { target: B.id, data: { n: sent++ } });
-          if (sent === CALM) {
-            clearInterval(timer);
-            resolve();
-          }
-        }, 25);
-      });
-      for (let i = 0; i < FLOOD; i++) {
-        F.socket.emit(MSG, { target: T.id, data: { n: i } });
-        if (i % 200 === 0) await new Promise((r) => setImmediate(r));
-      }
-      await calmDone;
+      await floodBesideCalm({ flooder: F, target: T, flood: FLOOD, calm: A, calmTarget: B, calmCount: CALM });
       await until(() => received(B) === CALM, 20_000, "every calm envelope");
       await barrier(F, T, A, B);
       const elapsed = (Date.now() - start) / 1000;

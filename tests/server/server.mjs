@@ -165,6 +165,31 @@ export async function barrier(...clients) {
   }
 }
 
+/**
+ * Sends `flood` envelopes from `flooder` to `target` as fast as the client
+ * takes them while `calm` sends `calmCount` to `calmTarget` at 40/s (under a
+ * 50/s budget); resolves once both have sent everything. The envelopes carry
+ * `data: { n }`, numbered from 0 for each sender.
+ */
+export async function floodBesideCalm({ flooder, target, flood, calm, calmTarget, calmCount }) {
+  const MSG = "#rtcio:message";
+  let sent = 0;
+  const calmDone = new Promise((resolve) => {
+    const timer = setInterval(() => {
+      calm.socket.emit(MSG, { target: calmTarget.id, data: { n: sent++ } });
+      if (sent === calmCount) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 25);
+  });
+  for (let i = 0; i < flood; i++) {
+    flooder.socket.emit(MSG, { target: target.id, data: { n: i } });
+    if (i % 200 === 0) await new Promise((r) => setImmediate(r));
+  }
+  await calmDone;
+}
+
 /** The client's event log without barrier replies (optionally from index `from`). */
 export function seen(client, from = 0) {
   return client.log
